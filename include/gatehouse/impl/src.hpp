@@ -1,0 +1,13 @@
+// Include this in exactly one translation unit of a program built with
+// GATEHOUSE_SEPARATE_COMPILATION defined everywhere: it compiles the
+// non-template parts of gatehouse once instead of inline in every user.
+#pragma once
+
+#if !defined(GATEHOUSE_SEPARATE_COMPILATION)
+#error "gatehouse/impl/src.hpp is only for GATEHOUSE_SEPARATE_COMPILATION builds"
+#endif
+
+#include <gatehouse/detail/config.hpp>
+
+// One line per .ipp; each layer appends its own.
+#include <gatehouse/impl/salted_guid.ipp>
