@@ -30,7 +30,9 @@ TEST_CASE("vectors: message flags") {
         {"Meta", p::message_flags::meta},
     };
     REQUIRE(mf.at("values").size() == ours.size());
-    for (const auto& [name, value] : mf.at("values").items()) {
+    for (const auto& item : mf.at("values").items()) {
+        const std::string name = item.key();
+        const auto& value = item.value();
         INFO(name);
         REQUIRE(ours.count(name) == 1);
         CHECK(p::to_byte(ours.at(name)) == value.get<int>());
@@ -62,11 +64,15 @@ TEST_CASE("vectors: response codes, names and HTTP mappings") {
     CHECK(ours == known);  // nothing invented beyond the protocol's table
 
     const auto& maps = vectors().at("response_code_to_http");
-    for (const auto& [code, status] : maps.at(0).at("map").items()) {
+    for (const auto& item : maps.at(0).at("map").items()) {
+        const std::string code = item.key();
+        const auto& status = item.value();
         INFO(code);
         CHECK(p::to_http_status(static_cast<p::response_code>(std::stoi(code))) == status.get<int>());
     }
-    for (const auto& [status, code] : vectors().at("server_http_status_to_code").at("map").items()) {
+    for (const auto& item : vectors().at("server_http_status_to_code").at("map").items()) {
+        const std::string status = item.key();
+        const auto& code = item.value();
         if (status.find('/') != std::string::npos) {  // "null/0/anything else"
             for (int s : {0, 100, 302, 418, 429, 500, 502, 503, 599, -1})
                 CHECK(p::to_byte(p::from_http_status(s)) == code.get<int>());

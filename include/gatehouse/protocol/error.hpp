@@ -25,6 +25,8 @@ enum class protocol_errc {
 
 class protocol_category_impl final : public std::error_category {
 public:
+    constexpr protocol_category_impl() noexcept = default;
+
     const char* name() const noexcept override { return "gatehouse.protocol"; }
 
     std::string message(int ev) const override {
@@ -49,14 +51,24 @@ public:
     }
 };
 
-inline const std::error_category& protocol_category() noexcept {
-    static const protocol_category_impl instance;
-    return instance;
-}
+namespace detail {
+// Constant-initialized, so reaching it needs no function-local-static guard:
+// the decoder builds an error_code in this category on every frame.
+inline const protocol_category_impl protocol_category_instance{};
+}  // namespace detail
+
+inline const std::error_category& protocol_category() noexcept { return detail::protocol_category_instance; }
 
 inline std::error_code make_error_code(protocol_errc e) noexcept {
     return {static_cast<int>(e), protocol_category()};
 }
+
+namespace detail {
+/// Success (value 0) in the protocol category. A default-constructed
+/// std::error_code calls std::system_category(), an out-of-line call into
+/// the C++ runtime; the decoder's hot path avoids it. Both test false.
+inline std::error_code success() noexcept { return {0, protocol_category()}; }
+}  // namespace detail
 
 }  // namespace gatehouse::protocol
 
