@@ -1,0 +1,161 @@
+#include <gatehouse/server/metrics.hpp>
+
+#include <doctest/doctest.h>
+
+#include <map>
+#include <regex>
+#include <sstream>
+#include <thread>
+#include <vector>
+
+namespace s = gatehouse::server;
+namespace p = gatehouse::protocol;
+using namespace std::chrono_literals;
+
+namespace {
+/// name{labels} -> value, for every sample line; fails the test on a line
+/// that is not valid text exposition.
+std::map<std::string, std::string> samples(const std::string& text) {
+    static const std::regex comment(R"(# (HELP|TYPE) [a-zA-Z_:][a-zA-Z0-9_:]* .+)");
+    static const std::regex sample(R"(([a-zA-Z_:][a-zA-Z0-9_:]*(\{[a-z]+="[^"]*"(,[a-z]+="[^"]*")*\})?) (\S+))");
+    std::map<std::string, std::string> out;
+    std::istringstream in(text);
+    std::string line;
+    while (std::getline(in, line)) {
+        INFO(line);
+        std::smatch m;
+        if (line.rfind('#', 0) == 0) {
+            CHECK(std::regex_match(line, comment));
+            continue;
+        }
+        REQUIRE(std::regex_match(line, m, sample));
+        CHECK(out.count(m[1]) == 0);  // every series once
+        out[m[1]] = m[4];
+    }
+    CHECK(text.back() == '\n');
+    return out;
+}
+}  // namespace
+
+TEST_CASE("metrics: a fresh sink renders every family at zero") {
+    s::prometheus_metrics m;
+    const auto all = samples(m.render());
+    CHECK(all.at("gatehouse_connections") == "0");
+    CHECK(all.at("gatehouse_upgrades_total{result=\"accepted\"}") == "0");
+    CHECK(all.at("gatehouse_upgrades_total{result=\"over_capacity\"}") == "0");
+    CHECK(all.at("gatehouse_responses_total{code=\"30\",name=\"ServiceNotFound\"}") == "0");
+    CHECK(all.at("gatehouse_responses_total{code=\"51\",name=\"Service_NotFound\"}") == "0");
+    CHECK(all.at("gatehouse_disconnects_total{code=\"4005\"}") == "0");
+    CHECK(all.at("gatehouse_disconnects_total{code=\"other\"}") == "0");
+    CHECK(all.at("gatehouse_handler_latency_seconds_bucket{le=\"+Inf\"}") == "0");
+    CHECK(all.at("gatehouse_handler_latency_seconds_count") == "0");
+    // every known response code, and nothing else while unused
+    std::size_t codes = 0;
+    for (const auto& kv : all) codes += kv.first.rfind("gatehouse_responses_total{", 0) == 0 ? 1 : 0;
+    CHECK(codes == 19);
+}
+
+TEST_CASE("metrics: counts land in the right series") {
+    s::prometheus_metrics m("game_");
+    m.on_upgrade(s::upgrade_result::accepted);
+    m.on_upgrade(s::upgrade_result::accepted);
+    m.on_upgrade(s::upgrade_result::unauthorized);
+    m.on_connection_open();
+    m.on_connection_open();
+    m.on_connection_close(4002);
+    m.on_connection_close(3999);
+    m.on_connection_open();
+    m.on_message_in(40);
+    m.on_message_in(60);
+    m.on_message_out(16);
+    m.on_response(p::response_code::ok);
+    m.on_response(p::response_code::service_not_found);
+    m.on_response(static_cast<p::response_code>(200));  // unknown codes are still counted
+
+    CHECK(m.open_connections() == 1);
+    CHECK(m.upgrades(s::upgrade_result::accepted) == 2);
+    CHECK(m.messages_in() == 2);
+    const auto all = samples(m.render());
+    CHECK(all.at("game_connections") == "1");
+    CHECK(all.at("game_connections_opened_total") == "3");
+    CHECK(all.at("game_upgrades_total{result=\"accepted\"}") == "2");
+    CHECK(all.at("game_upgrades_total{result=\"unauthorized\"}") == "1");
+    CHECK(all.at("game_received_bytes_total") == "100");
+    CHECK(all.at("game_messages_sent_total") == "1");
+    CHECK(all.at("game_sent_bytes_total") == "16");
+    CHECK(all.at("game_responses_total{code=\"0\",name=\"OK\"}") == "1");
+    CHECK(all.at("game_responses_total{code=\"30\",name=\"ServiceNotFound\"}") == "1");
+    CHECK(all.at("game_responses_total{code=\"200\",name=\"unknown\"}") == "1");
+    CHECK(all.at("game_disconnects_total{code=\"4002\"}") == "1");
+    CHECK(all.at("game_disconnects_total{code=\"other\"}") == "1");
+}
+
+TEST_CASE("metrics: latency histogram buckets are cumulative, bounds inclusive") {
+    s::prometheus_metrics m;
+    m.on_handler_latency(50us);    // exactly the first bound: le="5e-05"
+    m.on_handler_latency(51us);    // next bucket
+    m.on_handler_latency(3ms);     // le="0.005"
+    m.on_handler_latency(20s);     // beyond the last bound: +Inf only
+    m.on_handler_latency(-5ns);    // clock skew counts as zero
+    const auto all = samples(m.render());
+    CHECK(all.at("gatehouse_handler_latency_seconds_bucket{le=\"5e-05\"}") == "2");
+    CHECK(all.at("gatehouse_handler_latency_seconds_bucket{le=\"0.0001\"}") == "3");
+    CHECK(all.at("gatehouse_handler_latency_seconds_bucket{le=\"0.0025\"}") == "3");
+    CHECK(all.at("gatehouse_handler_latency_seconds_bucket{le=\"0.005\"}") == "4");
+    CHECK(all.at("gatehouse_handler_latency_seconds_bucket{le=\"10\"}") == "4");
+    CHECK(all.at("gatehouse_handler_latency_seconds_bucket{le=\"+Inf\"}") == "5");
+    CHECK(all.at("gatehouse_handler_latency_seconds_count") == "5");
+    CHECK(std::stod(all.at("gatehouse_handler_latency_seconds_sum")) == doctest::Approx(20.003101));
+}
+
+TEST_CASE("metrics: invalid prefixes are refused at construction") {
+    CHECK_THROWS_AS(s::prometheus_metrics(""), std::invalid_argument);
+    CHECK_THROWS_AS(s::prometheus_metrics("9lives_"), std::invalid_argument);
+    CHECK_THROWS_AS(s::prometheus_metrics("game-server_"), std::invalid_argument);
+    CHECK_THROWS_AS(s::prometheus_metrics("a b"), std::invalid_argument);
+    CHECK_NOTHROW(s::prometheus_metrics("ns:sub_"));
+}
+
+TEST_CASE("metrics: concurrent writers and a concurrent scrape lose nothing") {
+    s::prometheus_metrics m;
+    constexpr int threads = 4, per_thread = 20000;
+    std::atomic<bool> done{false};
+    std::thread scraper([&] {
+        std::string out;
+        while (!done.load()) {
+            out.clear();
+            m.render(out);
+        }
+    });
+    std::vector<std::thread> writers;
+    for (int t = 0; t < threads; ++t)
+        writers.emplace_back([&] {
+            for (int i = 0; i < per_thread; ++i) {
+                m.on_message_in(10);
+                m.on_response(p::response_code::ok);
+                m.on_handler_latency(1ms);
+            }
+        });
+    for (auto& w : writers) w.join();
+    done = true;
+    scraper.join();
+    CHECK(m.messages_in() == threads * per_thread);
+    CHECK(m.responses(p::response_code::ok) == threads * per_thread);
+    const auto all = samples(m.render());
+    CHECK(all.at("gatehouse_received_bytes_total") == std::to_string(10 * threads * per_thread));
+    CHECK(all.at("gatehouse_handler_latency_seconds_count") == std::to_string(threads * per_thread));
+}
+
+TEST_CASE("metrics: the interface's defaults do nothing and a host may override a part") {
+    struct only_closes : s::metrics_sink {
+        std::vector<std::uint16_t> codes;
+        void on_connection_close(std::uint16_t code) noexcept override { codes.push_back(code); }
+    } sink;
+    s::metrics_sink& base = sink;
+    base.on_upgrade(s::upgrade_result::accepted);
+    base.on_message_in(1);
+    base.on_connection_close(1001);
+    CHECK(sink.codes == std::vector<std::uint16_t>{1001});
+    for (std::size_t i = 0; i < s::upgrade_result_count; ++i)
+        CHECK_FALSE(s::upgrade_result_name(static_cast<s::upgrade_result>(i)).empty());
+}
