@@ -49,3 +49,18 @@ TEST_CASE("pending calls: the limit is enforced") {
     CHECK(calls.take(1).has_value());
     CHECK_FALSE(calls.add(3, t, 3));
 }
+
+TEST_CASE("pending calls: a refused call is left with the caller") {
+    c::pending_calls<std::unique_ptr<int>> calls(1);
+    const auto t = clock_type::now();
+    REQUIRE_FALSE(calls.add(1, t, std::make_unique<int>(1)));
+    auto mine = std::make_unique<int>(2);
+    CHECK(calls.add(2, t, std::move(mine)) == c::client_errc::too_many_pending_calls);
+    REQUIRE(mine != nullptr);  // not moved from: the caller still completes it
+    CHECK(*mine == 2);
+    auto dup = std::make_unique<int>(3);
+    calls.take(1);
+    REQUIRE_FALSE(calls.add(5, t, std::make_unique<int>(5)));
+    CHECK(calls.add(5, t, std::move(dup)) == c::client_errc::too_many_pending_calls);
+    CHECK(dup != nullptr);
+}

@@ -34,9 +34,8 @@ struct manifest {
     std::size_t skipped_entries = 0;
 };
 
-/// Parses a manifest event's JSON payload. Never throws.
-inline std::error_code parse_manifest(std::string_view json, manifest& out) {
-    const auto doc = nlohmann::json::parse(json, nullptr, /*allow_exceptions=*/false);
+/// Reads a manifest event from its parsed JSON payload. Never throws.
+inline std::error_code read_manifest(const nlohmann::json& doc, manifest& out) {
     if (!doc.is_object()) return client_errc::manifest_not_json;
     const auto name = doc.find("eventName");
     if (name == doc.end() || !name->is_string() ||
@@ -76,6 +75,11 @@ inline std::error_code parse_manifest(std::string_view json, manifest& out) {
     if (!peer.empty() && !protocol::parse_guid(peer, peer_guid)) m.peer_guid = peer_guid;
     out = std::move(m);
     return {};
+}
+
+/// Parses a manifest event's JSON payload. Never throws.
+inline std::error_code parse_manifest(std::string_view json, manifest& out) {
+    return read_manifest(nlohmann::json::parse(json, nullptr, /*allow_exceptions=*/false), out);
 }
 
 /// What a new manifest changed.

@@ -25,9 +25,9 @@ public:
 
     explicit pending_calls(std::size_t max_pending = 65536) : max_pending_(max_pending) {}
 
-    /// Registers a call. Errors: duplicate_message_id, too_many_pending_calls
-    /// (then `pending` is not taken).
-    std::error_code add(std::uint64_t message_id, time_point deadline, Pending pending) {
+    /// Registers a call. Errors: duplicate_message_id, too_many_pending_calls;
+    /// then `pending` is left untouched, still the caller's to complete.
+    std::error_code add(std::uint64_t message_id, time_point deadline, Pending&& pending) {
         if (calls_.size() >= max_pending_) return client_errc::too_many_pending_calls;
         if (calls_.count(message_id) != 0) return client_errc::duplicate_message_id;
         const auto at = deadlines_.emplace(deadline, message_id);
