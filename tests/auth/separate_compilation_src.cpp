@@ -1,0 +1,1 @@
+#include <gatehouse/impl/src.hpp>
