@@ -1,7 +1,30 @@
 // Everything gatehouse offers a host application. Each layer also has its own
-// headers for users who want less.
+// headers for users who want less. Compiles in C++17 and C++20 user code: no
+// header included here includes websocketpp (see gatehouse/client/client.hpp).
 #pragma once
 
 #include <gatehouse/detail/config.hpp>
+
+// protocol: the codec
 #include <gatehouse/protocol.hpp>
+
+// routing
 #include <gatehouse/routing/salted_guid.hpp>
+
+// auth
+#include <gatehouse/auth/api_key_validator.hpp>
+#include <gatehouse/auth/authorization_header.hpp>
+#include <gatehouse/auth/jwt_signer.hpp>
+#include <gatehouse/auth/jwt_validator.hpp>
+#include <gatehouse/auth/revocation.hpp>
+#include <gatehouse/auth/validator_chain.hpp>
+
+// session
+#include <gatehouse/session/memory_session_store.hpp>
+#include <gatehouse/session/session_store.hpp>
+
+// server
+#include <gatehouse/server/metrics.hpp>
+
+// client
+#include <gatehouse/client/client.hpp>

@@ -11,8 +11,12 @@
 
 // One line per .ipp; each layer appends its own.
 #include <gatehouse/impl/salted_guid.ipp>
+#include <gatehouse/impl/session_record.ipp>
+#include <gatehouse/impl/session_memory_store.ipp>
 #include <gatehouse/impl/auth_keys.ipp>
 #include <gatehouse/impl/auth_jwt.ipp>
 #include <gatehouse/impl/auth_jwt_signer.ipp>
 #include <gatehouse/impl/auth_api_key.ipp>
 #include <gatehouse/impl/auth_revocation.ipp>
+#include <gatehouse/impl/client.ipp>
+#include <gatehouse/impl/client_websocket.ipp>

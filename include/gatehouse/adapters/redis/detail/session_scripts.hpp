@@ -1,0 +1,151 @@
+// Lua scripts of redis_session_store. Each runs atomically inside Redis. They
+// build key names from the prefix (ARGV), so the store targets one Redis
+// server (or a primary with replicas), not Redis Cluster. Offsets follow the
+// record layout of record_codec.hpp: header 1-10, token expiry 11-26, last
+// activity at issue 27-42, token hash 43-106, account length 107-110,
+// account from 111, creation time (hex16) right after the account.
+#pragma once
+
+namespace gatehouse::adapters::redis::detail {
+
+// state(record value, activity key, now, max lifetime):
+// 0 not found, 1 revoked, 2 expired, 3 corrupt record, 4 live. A session is
+// live within its lifetime while its activity key exists or an outstanding
+// reconnection token holds it.
+#define GATEHOUSE_REDIS_LUA_STATE                                                    \
+    "local function state(v, ak, now, life)\n"                                       \
+    "  if not v then return 0 end\n"                                                 \
+    "  if v == 'R' then return 1 end\n"                                              \
+    "  if string.sub(v, 1, 2) ~= 'G1' then return 3 end\n"                           \
+    "  local alen = tonumber(string.sub(v, 107, 110), 16)\n"                         \
+    "  local held = tonumber(string.sub(v, 11, 26))\n"                               \
+    "  if not alen or not held then return 3 end\n"                                  \
+    "  local created = tonumber(string.sub(v, 111 + alen, 126 + alen), 16)\n"        \
+    "  if not created then return 3 end\n"                                           \
+    "  if now >= created + life then return 2 end\n"                                 \
+    "  if held <= now and redis.call('EXISTS', ak) == 0 then return 2 end\n"         \
+    "  return 4\n"                                                                   \
+    "end\n"                                                                          \
+    "local no_token = string.rep('0', 64)\n"
+
+#define GATEHOUSE_REDIS_LUA_REVOKE                                                   \
+    "local function revoke(p, v, sk, ak, retention)\n"                               \
+    "  local hash = string.sub(v, 43, 106)\n"                                        \
+    "  if hash ~= no_token then redis.call('DEL', p .. 't:' .. hash) end\n"          \
+    "  redis.call('DEL', ak)\n"                                                      \
+    "  redis.call('SET', sk, 'R', 'PX', retention)\n"                                \
+    "end\n"
+
+// KEYS: record, activity, account set. ARGV: value, record ttl, activity ttl,
+// now, id, account set ttl. Returns 1 created, 0 exists.
+inline constexpr const char* create_script =
+    "if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 0 end\n"
+    "redis.call('SET', KEYS[2], ARGV[4], 'PX', ARGV[3])\n"
+    "redis.call('SADD', KEYS[3], ARGV[5])\n"
+    "if redis.call('PTTL', KEYS[3]) < tonumber(ARGV[6]) then redis.call('PEXPIRE', KEYS[3], ARGV[6]) end\n"
+    "return 1\n";
+
+// KEYS: record, activity. ARGV: mutable part, now, lifetime.
+// Returns {state} or {4, new value, activity}.
+inline constexpr const char* update_script =
+    GATEHOUSE_REDIS_LUA_STATE
+    "local v = redis.call('GET', KEYS[1])\n"
+    "local st = state(v, KEYS[2], tonumber(ARGV[2]), tonumber(ARGV[3]))\n"
+    "if st ~= 4 then return {st} end\n"
+    "local n = tonumber(string.sub(v, 3, 10), 16)\n"
+    "if not n then return {3} end\n"
+    "local nv = string.sub(v, 1, 106 + n) .. ARGV[1]\n"
+    "redis.call('SET', KEYS[1], nv, 'KEEPTTL')\n"
+    "return {4, nv, redis.call('GET', KEYS[2]) or false}\n";
+
+// KEYS: record, activity. ARGV: prefix, id, retention, now, lifetime.
+// Returns the state before (4: revoked now).
+inline constexpr const char* revoke_script =
+    GATEHOUSE_REDIS_LUA_STATE GATEHOUSE_REDIS_LUA_REVOKE
+    "local v = redis.call('GET', KEYS[1])\n"
+    "local st = state(v, KEYS[2], tonumber(ARGV[4]), tonumber(ARGV[5]))\n"
+    "if st ~= 4 then return st end\n"
+    "local alen = tonumber(string.sub(v, 107, 110), 16)\n"
+    "revoke(ARGV[1], v, KEYS[1], KEYS[2], ARGV[3])\n"
+    "redis.call('SREM', ARGV[1] .. 'acct:' .. string.sub(v, 111, 110 + alen), ARGV[2])\n"
+    "return 4\n";
+
+// KEYS: account set. ARGV: prefix, retention, now, lifetime. Returns the count.
+inline constexpr const char* revoke_account_script =
+    GATEHOUSE_REDIS_LUA_STATE GATEHOUSE_REDIS_LUA_REVOKE
+    "local p = ARGV[1]\n"
+    "local n = 0\n"
+    "for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do\n"
+    "  local sk, ak = p .. 's:' .. id, p .. 'a:' .. id\n"
+    "  local v = redis.call('GET', sk)\n"
+    "  if state(v, ak, tonumber(ARGV[3]), tonumber(ARGV[4])) == 4 then\n"
+    "    revoke(p, v, sk, ak, ARGV[2])\n"
+    "    n = n + 1\n"
+    "  end\n"
+    "end\n"
+    "redis.call('DEL', KEYS[1])\n"
+    "return n\n";
+
+// KEYS: account set. ARGV: prefix, now, lifetime. Returns a flat array of
+// (id, record, activity) for live sessions; prunes the others.
+inline constexpr const char* list_account_script =
+    GATEHOUSE_REDIS_LUA_STATE
+    "local p = ARGV[1]\n"
+    "local out = {}\n"
+    "for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do\n"
+    "  local sk, ak = p .. 's:' .. id, p .. 'a:' .. id\n"
+    "  local v = redis.call('GET', sk)\n"
+    "  if state(v, ak, tonumber(ARGV[2]), tonumber(ARGV[3])) == 4 then\n"
+    "    out[#out + 1] = id\n"
+    "    out[#out + 1] = v\n"
+    "    out[#out + 1] = redis.call('GET', ak) or false\n"
+    "  else\n"
+    "    redis.call('SREM', KEYS[1], id)\n"
+    "  end\n"
+    "end\n"
+    "return out\n";
+
+// KEYS: record, activity. ARGV: prefix, id, token hash, window, token expiry
+// (16 decimal digits), now, lifetime. Writes the reconnection segment (with
+// the last activity, so that a session held only by its token still knows
+// it) and the token key; deletes the previous token. Returns the state (4:
+// issued).
+inline constexpr const char* issue_token_script =
+    GATEHOUSE_REDIS_LUA_STATE
+    "local v = redis.call('GET', KEYS[1])\n"
+    "local st = state(v, KEYS[2], tonumber(ARGV[6]), tonumber(ARGV[7]))\n"
+    "if st ~= 4 then return st end\n"
+    "local old = string.sub(v, 43, 106)\n"
+    "if old ~= no_token then redis.call('DEL', ARGV[1] .. 't:' .. old) end\n"
+    "local last = redis.call('GET', KEYS[2])\n"
+    "if last then last = string.rep('0', 16 - #last) .. last else last = string.sub(v, 27, 42) end\n"
+    "if #last ~= 16 or not tonumber(last) then return 3 end\n"
+    "redis.call('SET', ARGV[1] .. 't:' .. ARGV[3], 'L' .. ARGV[2], 'PX', ARGV[4])\n"
+    "redis.call('SET', KEYS[1], string.sub(v, 1, 10) .. ARGV[5] .. last .. ARGV[3] .. string.sub(v, 107), 'KEEPTTL')\n"
+    "return 4\n";
+
+// KEYS: token. ARGV: prefix, token hash, now, lifetime, idle timeout.
+// Returns {0} unknown, {1} consumed before, {2, state} session not live,
+// {3, id, record, activity} consumed now.
+inline constexpr const char* consume_token_script =
+    GATEHOUSE_REDIS_LUA_STATE
+    "local tv = redis.call('GET', KEYS[1])\n"
+    "if not tv then return {0} end\n"
+    "if string.sub(tv, 1, 1) == 'C' then return {1} end\n"
+    "local id = string.sub(tv, 2)\n"
+    "redis.call('SET', KEYS[1], 'C' .. id, 'KEEPTTL')\n"
+    "local sk, ak = ARGV[1] .. 's:' .. id, ARGV[1] .. 'a:' .. id\n"
+    "local v = redis.call('GET', sk)\n"
+    "local st = state(v, ak, tonumber(ARGV[3]), tonumber(ARGV[4]))\n"
+    "if st ~= 4 then return {2, st} end\n"
+    "if string.sub(v, 43, 106) == ARGV[2] then\n"
+    "  v = string.sub(v, 1, 10) .. string.rep('0', 96) .. string.sub(v, 107)\n"
+    "  redis.call('SET', sk, v, 'KEEPTTL')\n"
+    "end\n"
+    "redis.call('SET', ak, ARGV[3], 'PX', ARGV[5])\n"
+    "return {3, id, v, ARGV[3]}\n";
+
+#undef GATEHOUSE_REDIS_LUA_STATE
+#undef GATEHOUSE_REDIS_LUA_REVOKE
+
+}  // namespace gatehouse::adapters::redis::detail
