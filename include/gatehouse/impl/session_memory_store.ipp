@@ -193,7 +193,9 @@ GATEHOUSE_DECL void memory_session_store::update(session_record record, completi
     if (!is_session_id(record.session_id)) return done(session_errc::invalid_session_id, {});
     // account_id is immutable and ignored here; validate the rest against a
     // stand-in so that an empty account in the update is not an error.
-    record.account_id = "-";
+    // assign(1, c), not = "-": g++ 12 reports a bogus -Wrestrict for the
+    // literal assignment in C++20 at -O2 (GCC PR 105329), in users' builds too.
+    record.account_id.assign(1, '-');
     if (auto ec = validate_record(record, options_.limits)) return done(ec, {});
     std::error_code ec;
     session_record result;

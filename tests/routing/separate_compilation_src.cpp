@@ -1,1 +1,0 @@
-#include <gatehouse/impl/src.hpp>
