@@ -9,6 +9,10 @@
 #include <gatehouse/protocol.hpp>
 
 // routing
+#include <gatehouse/routing/endpoint.hpp>
+#include <gatehouse/routing/event.hpp>
+#include <gatehouse/routing/handler.hpp>
+#include <gatehouse/routing/meta.hpp>
 #include <gatehouse/routing/salted_guid.hpp>
 
 // auth
@@ -23,7 +27,9 @@
 #include <gatehouse/session/memory_session_store.hpp>
 #include <gatehouse/session/session_store.hpp>
 
-// server
+// server (the websocketpp transport is compiled by one C++17 translation unit
+// that includes <gatehouse/server/gateway_impl.hpp>; see gateway.hpp)
+#include <gatehouse/server/gateway.hpp>
 #include <gatehouse/server/metrics.hpp>
 
 // client

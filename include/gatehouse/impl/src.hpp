@@ -18,5 +18,10 @@
 #include <gatehouse/impl/auth_jwt_signer.ipp>
 #include <gatehouse/impl/auth_api_key.ipp>
 #include <gatehouse/impl/auth_revocation.ipp>
+#include <gatehouse/impl/routing_endpoint.ipp>
+#include <gatehouse/impl/routing_event.ipp>
+#include <gatehouse/impl/routing_meta.ipp>
+#include <gatehouse/impl/server_gateway.ipp>
+#include <gatehouse/impl/server_websocket.ipp>
 #include <gatehouse/impl/client.ipp>
 #include <gatehouse/impl/client_websocket.ipp>

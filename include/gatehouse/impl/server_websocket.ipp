@@ -1,0 +1,447 @@
+// The gateway's built-in WebSocket transport: websocketpp 0.8 on standalone
+// Asio, ws:// and wss://. This is the only gatehouse file that includes
+// websocketpp; it is compiled in exactly one C++17 translation unit of a
+// program (see gatehouse/server/gateway.hpp, "COMPILING THE WEBSOCKET
+// TRANSPORT"), because g++ rejects websocketpp's headers in C++20 mode.
+//
+// Settings follow the measurements in DESIGN.md: frame logging compiled out
+// (access and error channels cleared), TCP_NODELAY set in the tcp post-init
+// handler (the socket-init handler runs before accept and throws on a server
+// socket), no strands or locks when one I/O thread runs, 2 KiB read buffer.
+#pragma once
+
+#include <gatehouse/server/gateway.hpp>
+
+#if !defined(ASIO_STANDALONE)
+#define ASIO_STANDALONE 1
+#endif
+
+#include <websocketpp/config/asio.hpp>
+#include <websocketpp/concurrency/none.hpp>
+#include <websocketpp/config/asio_no_tls.hpp>
+#include <websocketpp/server.hpp>
+
+#include <fcntl.h>
+#include <openssl/ssl.h>
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace gatehouse::server::detail {
+
+/// Every websocketpp connection carries its gatehouse wrapper (websocketpp's
+/// documented extension point: config::connection_base).
+struct websocket_connection_base {
+    std::shared_ptr<transport_connection> gatehouse_connection;
+};
+
+template <class Concurrency, bool MultiThreaded, class SocketType>
+struct websocket_config : websocketpp::config::core {
+    typedef websocket_config type;
+    typedef websocketpp::config::core base;
+
+    typedef Concurrency concurrency_type;
+    typedef base::request_type request_type;
+    typedef base::response_type response_type;
+    typedef base::message_type message_type;
+    typedef base::con_msg_manager_type con_msg_manager_type;
+    typedef base::endpoint_msg_manager_type endpoint_msg_manager_type;
+    typedef websocketpp::log::basic<concurrency_type, websocketpp::log::elevel> elog_type;
+    typedef websocketpp::log::basic<concurrency_type, websocketpp::log::alevel> alog_type;
+    typedef base::rng_type rng_type;
+    typedef websocket_connection_base connection_base;
+
+    struct transport_config : public base::transport_config {
+        typedef type::concurrency_type concurrency_type;
+        typedef type::alog_type alog_type;
+        typedef type::elog_type elog_type;
+        typedef type::request_type request_type;
+        typedef type::response_type response_type;
+        typedef SocketType socket_type;
+        static const bool enable_multithreading = MultiThreaded;
+    };
+    typedef websocketpp::transport::asio::endpoint<transport_config> transport_type;
+
+    static const websocketpp::log::level elog_level = websocketpp::log::elevel::none;
+    static const websocketpp::log::level alog_level = websocketpp::log::alevel::none;
+    static const std::size_t connection_read_buffer_size = 2048;
+    /// Overridden at run time with gateway_options::max_message_size.
+    static const std::size_t max_message_size = 64 * 1024;
+    /// Upgrade requests carry no body.
+    static const std::size_t max_http_body_size = 4096;
+};
+
+using plain_single = websocket_config<websocketpp::concurrency::none, false,
+                                      websocketpp::transport::asio::basic_socket::endpoint>;
+using plain_multi = websocket_config<websocketpp::concurrency::basic, true,
+                                     websocketpp::transport::asio::basic_socket::endpoint>;
+using tls_single = websocket_config<websocketpp::concurrency::none, false,
+                                    websocketpp::transport::asio::tls_socket::endpoint>;
+using tls_multi = websocket_config<websocketpp::concurrency::basic, true,
+                                   websocketpp::transport::asio::tls_socket::endpoint>;
+
+template <class Config>
+class websocket_connection final : public transport_connection {
+public:
+    using server_type = websocketpp::server<Config>;
+    using connection_ptr = typename server_type::connection_ptr;
+    using strand_ptr = std::shared_ptr<asio::io_context::strand>;
+
+    websocket_connection(const connection_ptr& connection, asio::io_context& io, std::string remote)
+        : connection_(connection), strand_(connection->get_strand()), io_(io), remote_(std::move(remote)) {}
+
+    void send(frame_kind kind, protocol::bytes_view bytes) override {
+        auto c = connection_.lock();
+        if (!c) return;
+        websocketpp::lib::error_code ec;
+        ec = c->send(bytes.data(), bytes.size(),
+                     kind == frame_kind::binary ? websocketpp::frame::opcode::binary : websocketpp::frame::opcode::text);
+        (void)ec;  // fails only once the connection is closing: nothing to do
+    }
+
+    void close(std::uint16_t code, std::string_view reason) override {
+        auto c = connection_.lock();
+        if (!c) return;
+        websocketpp::lib::error_code ec;
+        c->close(static_cast<websocketpp::close::status::value>(code), std::string(reason.substr(0, 123)), ec);
+    }
+
+    void ping(std::uint32_t pong_timeout_ms) override {
+        auto c = connection_.lock();
+        if (!c) return;
+        websocketpp::lib::error_code ec;
+        c->set_pong_timeout(static_cast<long>(pong_timeout_ms));
+        c->ping(std::string(), ec);
+    }
+
+    std::size_t buffered_amount() const override {
+        auto c = connection_.lock();
+        return c ? c->get_buffered_amount() : 0;
+    }
+
+    const std::string& remote_address() const override { return remote_; }
+
+    void post(std::function<void()> fn) override {
+        if (strand_)
+            asio::post(*strand_, std::move(fn));
+        else
+            asio::post(io_, std::move(fn));
+    }
+
+    void post_after(std::uint32_t delay_ms, std::function<void()> fn) override {
+        auto timer = std::make_shared<asio::steady_timer>(io_, std::chrono::milliseconds(delay_ms));
+        auto handler = [timer, fn = std::move(fn)](const std::error_code& ec) {
+            if (!ec) fn();
+        };
+        if (strand_)
+            timer->async_wait(asio::bind_executor(*strand_, std::move(handler)));
+        else
+            timer->async_wait(std::move(handler));
+    }
+
+private:
+    std::weak_ptr<typename connection_ptr::element_type> connection_;
+    const strand_ptr strand_;
+    asio::io_context& io_;
+    const std::string remote_;
+};
+
+template <class Config>
+class websocket_upgrade_request final : public upgrade_request {
+public:
+    using connection_ptr = typename websocketpp::server<Config>::connection_ptr;
+    websocket_upgrade_request(const connection_ptr& c, const std::string& remote) : c_(c), remote_(remote) {}
+
+    std::string_view header(std::string_view name) const override {
+        return c_->get_request_header(std::string(name));
+    }
+    std::string_view resource() const override { return c_->get_resource(); }
+    std::string_view remote_address() const override { return remote_; }
+    const std::vector<std::string>& offered_subprotocols() const override { return c_->get_requested_subprotocols(); }
+
+private:
+    const connection_ptr& c_;
+    const std::string& remote_;
+};
+
+template <class Config>
+class websocket_transport final : public network_transport {
+public:
+    using server_type = websocketpp::server<Config>;
+    using connection_ptr = typename server_type::connection_ptr;
+    static constexpr bool is_tls =
+        std::is_same<typename Config::transport_config::socket_type, websocketpp::transport::asio::tls_socket::endpoint>::value;
+
+    explicit websocket_transport(std::shared_ptr<gateway_core> core) : core_(std::move(core)) {}
+
+    ~websocket_transport() override {
+        // Connections still open hold the gateway's state and it holds them:
+        // break the cycles (the I/O threads have stopped by now).
+        std::lock_guard<std::mutex> lock(live_mutex_);
+        for (auto& weak : live_)
+            if (auto c = weak.lock()) c->set_context(nullptr);
+    }
+
+    std::error_code listen() override {
+        const auto& o = core_->options;
+        try {
+            server_.clear_access_channels(websocketpp::log::alevel::all);
+            server_.clear_error_channels(websocketpp::log::elevel::all);
+            server_.init_asio(&io_);
+            server_.set_reuse_addr(true);
+            server_.set_max_message_size(o.max_message_size);
+            server_.set_open_handshake_timeout(static_cast<long>(o.handshake_timeout.count()));
+            server_.set_close_handshake_timeout(static_cast<long>(o.handshake_timeout.count()));
+            server_.set_user_agent("");
+            install_handlers();
+            if constexpr (is_tls) {
+                if (auto ec = make_tls_context()) return ec;
+            }
+            std::error_code aec;
+            const auto address = asio::ip::make_address(o.listen_address, aec);
+            if (aec) {
+                core_->log(log_level::error, "invalid listen_address: " + o.listen_address);
+                return server_errc::listen_failed;
+            }
+            websocketpp::lib::error_code ec;
+            server_.listen(asio::ip::tcp::endpoint(address, o.port), ec);
+            if (ec) {
+                core_->log(log_level::error, "listen failed: " + ec.message());
+                return server_errc::listen_failed;
+            }
+            server_.start_accept(ec);
+            if (ec) {
+                core_->log(log_level::error, "accept failed: " + ec.message());
+                return server_errc::listen_failed;
+            }
+            asio::error_code local_ec;
+            port_ = server_.get_local_endpoint(local_ec).port();
+            listening_ = true;
+            return {};
+        } catch (const std::exception& e) {
+            core_->log(log_level::error, std::string("listen failed: ") + e.what());
+            return server_errc::listen_failed;
+        }
+    }
+
+    std::uint16_t local_port() const override { return port_; }
+
+    void run() override {
+        if (!listening_) return;
+        const std::size_t extra = core_->options.io_threads - 1;
+        std::vector<std::thread> threads;
+        threads.reserve(extra);
+        for (std::size_t i = 0; i < extra; ++i) threads.emplace_back([this] { run_io(); });
+        run_io();
+        for (auto& t : threads) t.join();
+    }
+
+    void stop() override {
+        if (stop_requested_.exchange(true)) return;
+        core_->stopping.store(true, std::memory_order_release);
+        asio::post(io_, [this] {
+            websocketpp::lib::error_code ec;
+            if (server_.is_listening()) server_.stop_listening(ec);
+            core_->close_all(1001, "server shutdown");
+            shutdown_deadline_ = std::chrono::steady_clock::now() + core_->options.handshake_timeout;
+            wait_for_drain();
+        });
+    }
+
+private:
+    void run_io() {
+        for (;;) {
+            try {
+                io_.run();
+                return;
+            } catch (const std::exception& e) {
+                // websocketpp may throw from a handler on a programming error;
+                // keep serving the other connections.
+                core_->log(log_level::error, std::string("I/O thread caught: ") + e.what());
+            }
+        }
+    }
+
+    void wait_for_drain() {
+        if (core_->connections.load(std::memory_order_acquire) == 0 ||
+            std::chrono::steady_clock::now() >= shutdown_deadline_) {
+            io_.stop();
+            return;
+        }
+        auto timer = std::make_shared<asio::steady_timer>(io_, std::chrono::milliseconds(10));
+        timer->async_wait([this, timer](const std::error_code&) { wait_for_drain(); });
+    }
+
+    static void close_on_exec(int fd) {
+        const int flags = ::fcntl(fd, F_GETFD);
+        if (flags >= 0) ::fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
+    }
+
+    static std::string remote_of(const connection_ptr& c) {
+        std::error_code ec;
+        const auto endpoint = c->get_raw_socket().remote_endpoint(ec);
+        if (ec) return {};
+        auto address = endpoint.address();
+        if (address.is_v6() && address.to_v6().is_v4_mapped())
+            address = asio::ip::make_address_v4(asio::ip::v4_mapped, address.to_v6());
+        return address.to_string();
+    }
+
+    static std::shared_ptr<transport_connection> wrapper_of(const connection_ptr& c) {
+        return c->gatehouse_connection;
+    }
+
+    void install_handlers() {
+        // Sockets must not leak into processes the host spawns: a child holding
+        // the listening socket would keep accepting after stop().
+        server_.set_tcp_pre_bind_handler([](std::shared_ptr<asio::ip::tcp::acceptor> acceptor) {
+            close_on_exec(acceptor->native_handle());
+            return websocketpp::lib::error_code();
+        });
+        server_.set_tcp_post_init_handler([this](websocketpp::connection_hdl hdl) {
+            websocketpp::lib::error_code ec;
+            auto c = server_.get_con_from_hdl(hdl, ec);
+            if (ec) return;
+            close_on_exec(c->get_raw_socket().native_handle());
+            std::error_code option_ec;
+            c->get_raw_socket().set_option(asio::ip::tcp::no_delay(true), option_ec);
+        });
+        server_.set_validate_handler([this](websocketpp::connection_hdl hdl) { return validate(hdl); });
+        server_.set_open_handler([this](websocketpp::connection_hdl hdl) {
+            websocketpp::lib::error_code ec;
+            auto c = server_.get_con_from_hdl(hdl, ec);
+            if (ec) return;
+            if (auto w = wrapper_of(c)) core_->on_open(w);
+        });
+        server_.set_message_handler([this](websocketpp::connection_hdl hdl, typename server_type::message_ptr msg) {
+            websocketpp::lib::error_code ec;
+            auto c = server_.get_con_from_hdl(hdl, ec);
+            if (ec) return;
+            auto w = wrapper_of(c);
+            if (!w) return;
+            const auto& payload = msg->get_payload();
+            const auto kind =
+                msg->get_opcode() == websocketpp::frame::opcode::text ? frame_kind::text : frame_kind::binary;
+            core_->on_message(w, kind, protocol::bytes_view(payload));
+        });
+        const auto gone = [this](websocketpp::connection_hdl hdl, bool opened) {
+            websocketpp::lib::error_code ec;
+            auto c = server_.get_con_from_hdl(hdl, ec);
+            if (ec) return;
+            auto w = wrapper_of(c);
+            if (!w) return;
+            std::uint16_t code = 1006;
+            if (opened) {
+                const auto remote = c->get_remote_close_code();
+                if (remote != websocketpp::close::status::blank) code = static_cast<std::uint16_t>(remote);
+            }
+            core_->on_close(w, code);
+            w->set_context(nullptr);
+            c->gatehouse_connection.reset();
+        };
+        server_.set_close_handler([gone](websocketpp::connection_hdl hdl) { gone(hdl, true); });
+        // No pong in time: drop the connection (no closing handshake with a
+        // peer that does not answer).
+        server_.set_pong_timeout_handler([this](websocketpp::connection_hdl hdl, std::string) {
+            websocketpp::lib::error_code ec;
+            auto c = server_.get_con_from_hdl(hdl, ec);
+            if (ec) return;
+            core_->log(log_level::info, "no pong in time; dropping the connection");
+            c->terminate(websocketpp::error::make_error_code(websocketpp::error::general));
+        });
+        server_.set_fail_handler([gone](websocketpp::connection_hdl hdl) { gone(hdl, false); });
+        server_.set_http_handler([this](websocketpp::connection_hdl hdl) {
+            websocketpp::lib::error_code ec;
+            auto c = server_.get_con_from_hdl(hdl, ec);
+            if (ec) return;
+            const std::string& resource = c->get_resource();
+            const bool ours = resource.compare(0, core_->options.path.size(), core_->options.path) == 0;
+            c->set_status(ours ? websocketpp::http::status_code::upgrade_required
+                               : websocketpp::http::status_code::not_found);
+            c->set_body(ours ? "This endpoint only accepts WebSocket connections" : "Not found");
+            c->append_header("Content-Type", "text/plain");
+        });
+        if constexpr (is_tls) {
+            server_.set_tls_init_handler([this](websocketpp::connection_hdl) { return tls_context_; });
+        }
+    }
+
+    bool validate(websocketpp::connection_hdl hdl) {
+        websocketpp::lib::error_code ec;
+        auto c = server_.get_con_from_hdl(hdl, ec);
+        if (ec) return false;
+        const std::string remote = remote_of(c);
+        upgrade_decision decision;
+        {
+            websocket_upgrade_request<Config> request(c, remote);
+            decision = core_->on_upgrade(request);
+        }
+        if (decision.status != 101) {
+            c->set_status(static_cast<websocketpp::http::status_code::value>(decision.status));
+            c->set_body(decision.body);
+            c->append_header("Content-Type", "text/plain");
+            return false;
+        }
+        if (!decision.subprotocol.empty()) c->select_subprotocol(decision.subprotocol, ec);
+        auto wrapper = std::make_shared<websocket_connection<Config>>(c, io_, remote);
+        wrapper->set_context(std::move(decision.context));
+        c->gatehouse_connection = wrapper;
+        {
+            std::lock_guard<std::mutex> lock(live_mutex_);
+            if (live_.size() >= 1024 && live_.size() % 1024 == 0)
+                live_.erase(std::remove_if(live_.begin(), live_.end(), [](const auto& w) { return w.expired(); }),
+                            live_.end());
+            live_.push_back(wrapper);
+        }
+        return true;
+    }
+
+    std::error_code make_tls_context() {
+        const auto& o = core_->options;
+        try {
+            auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_server);
+            ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                             asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                             asio::ssl::context::no_tlsv1_1 | asio::ssl::context::single_dh_use);
+            SSL_CTX_set_min_proto_version(ctx->native_handle(), TLS1_2_VERSION);
+            // Idle connections give their TLS buffers back (~34 KiB each).
+            SSL_CTX_set_mode(ctx->native_handle(), SSL_MODE_RELEASE_BUFFERS);
+            ctx->use_certificate_chain_file(o.tls_certificate_file);
+            ctx->use_private_key_file(o.tls_private_key_file, asio::ssl::context::pem);
+            tls_context_ = std::move(ctx);
+            return {};
+        } catch (const std::exception& e) {
+            core_->log(log_level::error, std::string("TLS setup failed: ") + e.what());
+            return server_errc::tls_setup_failed;
+        }
+    }
+
+    std::shared_ptr<gateway_core> core_;
+    asio::io_context io_;
+    server_type server_;
+    std::shared_ptr<asio::ssl::context> tls_context_;
+    std::uint16_t port_ = 0;
+    bool listening_ = false;
+    std::atomic<bool> stop_requested_{false};
+    std::chrono::steady_clock::time_point shutdown_deadline_{};
+    std::mutex live_mutex_;
+    std::vector<std::weak_ptr<transport_connection>> live_;
+};
+
+std::unique_ptr<network_transport> make_websocket_transport(std::shared_ptr<gateway_core> core) {
+    const bool tls = !core->options.tls_certificate_file.empty();
+    const bool multi = core->options.io_threads > 1;
+    if (tls) {
+        if (multi) return std::make_unique<websocket_transport<tls_multi>>(std::move(core));
+        return std::make_unique<websocket_transport<tls_single>>(std::move(core));
+    }
+    if (multi) return std::make_unique<websocket_transport<plain_multi>>(std::move(core));
+    return std::make_unique<websocket_transport<plain_single>>(std::move(core));
+}
+
+}  // namespace gatehouse::server::detail

@@ -1,0 +1,121 @@
+// Configuration of a gateway. Plain values with the defaults of PROTOCOL.md
+// §14 and §18; validated once by the gateway's constructor, which throws
+// std::invalid_argument with a clear message on a bad value.
+#pragma once
+
+#include <gatehouse/routing/salted_guid.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace gatehouse::server {
+
+enum class log_level : std::uint8_t { debug, info, warning, error };
+
+/// Receives the gateway's log lines. Called from I/O threads; must be
+/// thread-safe and must not block. Lines never contain tokens or keys.
+using log_hook = std::function<void(log_level, std::string_view)>;
+
+struct gateway_options {
+    // --- upgrade ---------------------------------------------------------
+    /// Path of the WebSocket endpoint. Clients append `/connect` (§2.1).
+    std::string path = "/connect";
+    /// Accept `Authorization: ApiKey <key>` (the validator must handle
+    /// credential_kind::api_key). Off: such a header is refused with 401.
+    bool accept_api_keys = false;
+    /// Accept `?token=<url-encoded token>` when there is no Authorization
+    /// header (browser build of the TS client). Off by default: tokens in URLs
+    /// end up in proxy logs.
+    bool accept_query_token = false;
+    /// Accept `Sec-WebSocket-Protocol: <marker>, <token>` (browsers). The
+    /// answer names the marker only, never the token.
+    bool accept_subprotocol_token = false;
+    std::string subprotocol_marker = "bearer";
+    /// When not empty, an upgrade whose Origin header is present and not in
+    /// this list is refused with 403. Requests without Origin (non-browser
+    /// clients) are not affected. Exact, case-sensitive match
+    /// (`https://game.example`).
+    std::vector<std::string> allowed_origins;
+    /// Connections on this node (upgrading or open); beyond: 503.
+    std::size_t max_connections = 10000;
+    /// Live sessions of one account on this node; beyond: 503 at the upgrade
+    /// (or close 4008 when the validator answers after the upgrade). A new
+    /// connection of a live session replaces it and does not count.
+    std::size_t max_sessions_per_account = 16;
+    /// Connect-rate limit per source address: a token bucket of
+    /// `connect_burst` upgrades refilled at `connects_per_second`; beyond: 429.
+    double connects_per_second = 10.0;
+    std::size_t connect_burst = 20;
+
+    // --- sessions and manifests --------------------------------------------
+    /// Secret shared by all nodes; salts the service GUIDs (§6). Required.
+    std::string guid_salt;
+    routing::guid_input_order guid_order = routing::guid_input_order::bannou_compatible;
+    /// Delay between the 101 having been written and the manifest (§7.3).
+    std::chrono::milliseconds manifest_delay{20};
+    /// Recorded in session records (`node_id`).
+    std::string node_id = "gatehouse";
+
+    // --- messages -----------------------------------------------------------
+    /// Largest WebSocket message (header included), reassembled. The
+    /// transport never buffers past it and closes with 1009.
+    std::size_t max_message_size = 64 * 1024;
+    /// Largest request payload answered normally; larger ones (up to
+    /// max_message_size) are answered with 11 RequestTooLarge and the
+    /// connection continues. 0 means max_message_size (only 1009 applies).
+    std::size_t max_payload_size = 0;
+    /// Requests on a higher channel are answered with 13.
+    std::uint16_t max_channel = 1000;
+    /// Token bucket per connection: refilled at messages_per_minute, holding
+    /// up to message_burst; an empty bucket answers 12. Meta requests are not
+    /// counted (§8.2).
+    std::uint32_t messages_per_minute = 1000;
+    std::uint32_t message_burst = 100;
+    /// Requests being handled at once per connection (one per channel at most).
+    std::size_t max_in_flight = 16;
+    /// Requests waiting for their channel; beyond: 12.
+    std::size_t max_queued_requests = 256;
+    /// A handler that has not answered after this long is answered with 60.
+    std::chrono::milliseconds handler_timeout{30000};
+    /// Bytes queued for a connection and not yet written; beyond, the
+    /// connection is closed with 4005 (slow consumer).
+    std::size_t max_send_queue_bytes = 4 * 1024 * 1024;
+
+    // --- lifecycle (§13, §18) --------------------------------------------------
+    /// Server-initiated closes are preceded by a binary
+    /// `connect.disconnect-notification` event. Reconnectable ones (shutdown)
+    /// carry a single-use reconnection token valid this long.
+    std::chrono::milliseconds reconnect_window{300000};
+    /// Register the built-in `connect:/connect/refresh` endpoint: JSON
+    /// `{"accessToken": "..."}` swaps in a new token for the same account
+    /// before the current one expires (unrefreshed expiry closes with 4001).
+    bool refresh_endpoint = true;
+
+    // --- keep-alive (§14, §18) ------------------------------------------------
+    /// A ping every ping_interval; no pong within pong_timeout drops the
+    /// connection. 0 disables pings.
+    std::chrono::milliseconds ping_interval{30000};
+    std::chrono::milliseconds pong_timeout{10000};
+
+    // --- transport (websocketpp) --------------------------------------------
+    std::string listen_address = "127.0.0.1";
+    /// 0: an ephemeral port (see gateway::local_port).
+    std::uint16_t port = 9000;
+    /// Threads running the I/O context in gateway::run. One thread uses a
+    /// websocketpp configuration without strands or locks (DESIGN.md).
+    std::size_t io_threads = 1;
+    /// Both set: wss:// (TLS 1.2 minimum). Both empty: ws://.
+    std::string tls_certificate_file;
+    std::string tls_private_key_file;
+    /// Upgrades not completed within this time are dropped.
+    std::chrono::milliseconds handshake_timeout{5000};
+
+    log_hook log;
+};
+
+}  // namespace gatehouse::server
