@@ -15,9 +15,9 @@
 // see ws_frame.hpp): the load generator must not be the bottleneck.
 //
 //   loadgen --port 9000 [--host 127.0.0.1] [--path /connect] [--mode protocol|raw]
-//           [--token T] [--endpoint /echo] [--connections 100] [--inflight 8]
+//           [--token T | --token-file F] [--endpoint /echo] [--connections 100] [--inflight 8]
 //           [--rate 0] [--size 64] [--duration 10] [--warmup 2] [--sources 8]
-//           [--server-pid PID] [--connect-rate 0] [--json]
+//           [--server-pid PID] [--connect-rate 0] [--idle] [--json]
 #include "histogram.hpp"
 #include "ws_frame.hpp"
 
@@ -52,6 +52,8 @@ struct settings {
     std::string path = "/connect";
     std::string mode = "protocol";
     std::string token;
+    std::string token_file;  // one token per line; connection i uses line i % count
+    std::vector<std::string> tokens;
     std::string endpoint = "/echo";
     std::size_t connections = 100;
     std::size_t inflight = 8;
@@ -63,6 +65,7 @@ struct settings {
     long server_pid = 0;
     double connect_rate = 0;  // connections opened per second; 0 = all at once
     bool json = false;
+    bool idle = false;  // connect (and upgrade, and wait for the manifest) but send nothing
 };
 
 [[noreturn]] void usage(const char* why) {
@@ -83,6 +86,7 @@ settings parse_args(int argc, char** argv) {
         else if (a == "--path") s.path = value();
         else if (a == "--mode") s.mode = value();
         else if (a == "--token") s.token = value();
+        else if (a == "--token-file") s.token_file = value();
         else if (a == "--endpoint") s.endpoint = value();
         else if (a == "--connections") s.connections = std::stoul(value());
         else if (a == "--inflight") s.inflight = std::stoul(value());
@@ -94,9 +98,18 @@ settings parse_args(int argc, char** argv) {
         else if (a == "--server-pid") s.server_pid = std::stol(value());
         else if (a == "--connect-rate") s.connect_rate = std::stod(value());
         else if (a == "--json") s.json = true;
+        else if (a == "--idle") s.idle = true;
         else usage(("unknown argument " + a).c_str());
     }
     if (s.mode != "protocol" && s.mode != "raw") usage("--mode is protocol or raw");
+    if (!s.token_file.empty()) {
+        std::ifstream in(s.token_file);
+        for (std::string line; std::getline(in, line);)
+            if (!line.empty()) s.tokens.push_back(line);
+        if (s.tokens.empty()) usage("--token-file has no tokens");
+    } else if (!s.token.empty()) {
+        s.tokens.push_back(s.token);
+    }
     if (s.connections == 0 || s.inflight == 0) usage("--connections and --inflight must be positive");
     if (s.duration <= 0 || s.duration > 600) usage("--duration must be in (0, 600] seconds");
     if (s.sources == 0 || s.sources > 250) usage("--sources must be in [1, 250]");
@@ -195,7 +208,7 @@ public:
     counters& stats() { return measuring_ ? measured_ : warmup_stats_; }
     bool measuring() const { return measuring_; }
     bool stopping() const { return stopping_; }
-    bool closed_loop() const { return s_.rate <= 0; }
+    bool closed_loop() const { return s_.rate <= 0 && !s_.idle; }
 
     void connection_ready() {
         ++ready_;
@@ -246,7 +259,7 @@ private:
         running_ = true;
         timer_.cancel();
         connect_seconds_ = std::chrono::duration<double>(clock_type::now() - connect_started_).count();
-        if (!closed_loop()) schedule_open_loop();
+        if (!closed_loop() && !s_.idle) schedule_open_loop();
         auto warm = std::make_shared<asio::steady_timer>(io_, std::chrono::duration_cast<clock_type::duration>(
                                                                    std::chrono::duration<double>(s_.warmup)));
         warm->async_wait([this, warm](std::error_code) {
@@ -334,7 +347,8 @@ void connection::start() {
 void connection::on_connected() {
     const auto& s = owner_.config();
     const std::string host = s.host + ":" + std::to_string(s.port);
-    out_ = lg::upgrade_request(host, s.path, s.mode == "protocol" && !s.token.empty() ? "Bearer " + s.token : "");
+    const bool with_token = s.mode == "protocol" && !s.tokens.empty();
+    out_ = lg::upgrade_request(host, s.path, with_token ? "Bearer " + s.tokens[index_ % s.tokens.size()] : "");
     flush();
     read();
 }
@@ -504,6 +518,7 @@ int load::report() {
                             {"failed_connections", warmup_stats_.failed_connections},
                             {"dropped_connections", m.dropped_connections + warmup_stats_.dropped_connections},
                             {"connect_seconds", connect_seconds_},
+                            {"upgrades_per_second", connect_seconds_ > 0 ? static_cast<double>(ready_) / connect_seconds_ : 0.0},
                             {"p50_us", static_cast<double>(m.latency.percentile(0.50)) * us},
                             {"p90_us", static_cast<double>(m.latency.percentile(0.90)) * us},
                             {"p99_us", static_cast<double>(m.latency.percentile(0.99)) * us},
