@@ -63,21 +63,24 @@ void BM_memcpy_31(benchmark::State& state) {
     }
 }
 
-void BM_decode_request(benchmark::State& state) {
-    const auto frames = make_request_frames();
+// Decodes frames of `length` bytes (header and payload) round-robin.
+void decode_frames(benchmark::State& state, const std::vector<std::array<std::uint8_t, 64>>& frames,
+                   std::size_t length) {
     p::frame_view f;
     std::size_t i = 0;
     const std::size_t before = allocation_count.load();
     for (auto _ : state) {
         const auto* src = frames[i++ % frame_count].data();
         benchmark::DoNotOptimize(src);
-        auto ec = p::decode_frame(p::bytes_view(src, 40), f);
+        auto ec = p::decode_frame(p::bytes_view(src, length), f);
         benchmark::DoNotOptimize(ec);
         benchmark::DoNotOptimize(f);
         benchmark::ClobberMemory();
     }
     report_allocations(state, before);
 }
+
+void BM_decode_request(benchmark::State& state) { decode_frames(state, make_request_frames(), 40); }
 
 void BM_encode_request(benchmark::State& state) {
     const auto frames = make_request_frames();
@@ -100,21 +103,7 @@ void BM_encode_request(benchmark::State& state) {
     report_allocations(state, before);
 }
 
-void BM_decode_response(benchmark::State& state) {
-    const auto frames = make_response_frames();
-    p::frame_view f;
-    std::size_t i = 0;
-    const std::size_t before = allocation_count.load();
-    for (auto _ : state) {
-        const auto* src = frames[i++ % frame_count].data();
-        benchmark::DoNotOptimize(src);
-        auto ec = p::decode_frame(p::bytes_view(src, 20), f);
-        benchmark::DoNotOptimize(ec);
-        benchmark::DoNotOptimize(f);
-        benchmark::ClobberMemory();
-    }
-    report_allocations(state, before);
-}
+void BM_decode_response(benchmark::State& state) { decode_frames(state, make_response_frames(), 20); }
 
 void BM_encode_response(benchmark::State& state) {
     std::vector<p::response_header> headers;
