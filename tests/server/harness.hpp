@@ -350,4 +350,14 @@ inline void add_standard_endpoints(s::gateway& gw, std::shared_ptr<held_calls> h
     });
 }
 
+/// A gateway on the memory transport with the standard endpoints; calls to
+/// the "held" endpoint wait in `held` until a test answers them.
+struct standard_fixture {
+    explicit standard_fixture(s::gateway_options o = default_options()) : h(std::move(o)) {
+        add_standard_endpoints(h.gw, held);
+    }
+    std::shared_ptr<held_calls> held = std::make_shared<held_calls>();
+    harness h;
+};
+
 }  // namespace gatehouse::test

@@ -13,13 +13,7 @@ using p::message_flags;
 using p::response_code;
 
 namespace {
-struct fixture {
-    explicit fixture(s::gateway_options o = default_options()) : h(std::move(o)) {
-        add_standard_endpoints(h.gw, held);
-    }
-    std::shared_ptr<held_calls> held = std::make_shared<held_calls>();
-    harness h;
-};
+using fixture = standard_fixture;
 }  // namespace
 
 TEST_CASE("manifest: own event frame, §7.2 shape, salted GUIDs, permission filtering") {

@@ -8,13 +8,7 @@ using p::message_flags;
 using p::response_code;
 
 namespace {
-struct fixture {
-    explicit fixture(s::gateway_options o = default_options()) : h(std::move(o)) {
-        add_standard_endpoints(h.gw, held);
-    }
-    std::shared_ptr<held_calls> held = std::make_shared<held_calls>();
-    harness h;
-};
+using fixture = standard_fixture;
 
 std::string numbered(p::guid id, std::uint16_t channel, std::uint64_t n) {
     return harness::request(id, "call-" + std::to_string(n), message_flags::none, channel, static_cast<std::uint32_t>(n), n);
