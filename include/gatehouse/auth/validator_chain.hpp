@@ -16,8 +16,10 @@
 namespace gatehouse::auth {
 
 /// Routes bearer tokens, API keys and reconnection tokens to their own
-/// validators (any of which may be a host's implementation; the gateway
-/// plugs its session-store-backed reconnect validator in here). After a
+/// validators (any of which may be a host's implementation). The gateway
+/// never passes Reconnect credentials to its validator: it consumes them
+/// through its session_store, so a chain used by the gateway needs no
+/// reconnect validator; other callers may route them here. After a
 /// successful validation the revocation list, when set, is asked about the
 /// identity's token id, session key and account.
 ///
