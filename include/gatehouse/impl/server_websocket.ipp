@@ -208,19 +208,26 @@ public:
                 core_->log(log_level::error, "invalid listen_address: " + o.listen_address);
                 return server_errc::listen_failed;
             }
-            websocketpp::lib::error_code ec;
-            server_.listen(asio::ip::tcp::endpoint(address, o.port), ec);
-            if (ec) {
-                core_->log(log_level::error, "listen failed: " + ec.message());
-                return server_errc::listen_failed;
-            }
-            server_.start_accept(ec);
-            if (ec) {
-                core_->log(log_level::error, "accept failed: " + ec.message());
+            // gatehouse owns the listening socket and its accept loop: the
+            // loop and stop() share one strand. websocketpp's own loop runs on
+            // each new connection's strand, so closing its acceptor from
+            // stop() raced with the next async_accept on another I/O thread.
+            const asio::ip::tcp::endpoint endpoint(address, o.port);
+            std::error_code lec;
+            acceptor_.open(endpoint.protocol(), lec);
+            if (!lec) close_on_exec(acceptor_.native_handle());
+            if (!lec) acceptor_.set_option(asio::socket_base::reuse_address(true), lec);
+            if (!lec) acceptor_.bind(endpoint, lec);
+            if (!lec) acceptor_.listen(asio::socket_base::max_listen_connections, lec);
+            if (lec) {
+                core_->log(log_level::error, "listen failed: " + lec.message());
+                std::error_code ignored;
+                acceptor_.close(ignored);
                 return server_errc::listen_failed;
             }
             asio::error_code local_ec;
-            port_ = server_.get_local_endpoint(local_ec).port();
+            port_ = acceptor_.local_endpoint(local_ec).port();
+            accept_next();
             listening_ = true;
             return {};
         } catch (const std::exception& e) {
@@ -244,9 +251,10 @@ public:
     void stop() override {
         if (stop_requested_.exchange(true)) return;
         core_->stopping.store(true, std::memory_order_release);
-        asio::post(io_, [this] {
-            websocketpp::lib::error_code ec;
-            if (server_.is_listening()) server_.stop_listening(ec);
+        asio::post(accept_strand_, [this] {
+            std::error_code ignored;
+            acceptor_.close(ignored);
+            accept_retry_.cancel();
             core_->close_all(1001, "server shutdown");
             shutdown_deadline_ = std::chrono::steady_clock::now() + core_->options.handshake_timeout;
             wait_for_drain();
@@ -254,6 +262,44 @@ public:
     }
 
 private:
+    /// One outstanding accept at a time, on accept_strand_. A connection is
+    /// created first so the socket is accepted straight into it; start()
+    /// then runs websocketpp's upgrade (and TLS handshake) on its own strand.
+    void accept_next() {
+        if (!acceptor_.is_open()) return;
+        connection_ptr con;
+        try {
+            con = server_.get_connection();
+        } catch (const std::exception& e) {
+            core_->log(log_level::error, std::string("could not create a connection: ") + e.what());
+        }
+        if (!con) {
+            retry_accept();
+            return;
+        }
+        acceptor_.async_accept(
+            con->get_raw_socket(), asio::bind_executor(accept_strand_, [this, con](const std::error_code& ec) {
+                if (ec) {
+                    con->terminate(websocketpp::lib::error_code());
+                    if (ec == asio::error::operation_aborted || !acceptor_.is_open()) return;
+                    // Out of descriptors or memory: wait instead of spinning;
+                    // the listening socket keeps queueing meanwhile.
+                    core_->log(log_level::warning, "accept failed: " + ec.message());
+                    retry_accept();
+                    return;
+                }
+                con->start();
+                accept_next();
+            }));
+    }
+
+    void retry_accept() {
+        accept_retry_.expires_after(std::chrono::milliseconds(100));
+        accept_retry_.async_wait(asio::bind_executor(accept_strand_, [this](const std::error_code& ec) {
+            if (!ec) accept_next();
+        }));
+    }
+
     void run_io() {
         for (;;) {
             try {
@@ -299,10 +345,6 @@ private:
     void install_handlers() {
         // Sockets must not leak into processes the host spawns: a child holding
         // the listening socket would keep accepting after stop().
-        server_.set_tcp_pre_bind_handler([](std::shared_ptr<asio::ip::tcp::acceptor> acceptor) {
-            close_on_exec(acceptor->native_handle());
-            return websocketpp::lib::error_code();
-        });
         server_.set_tcp_post_init_handler([this](websocketpp::connection_hdl hdl) {
             websocketpp::lib::error_code ec;
             auto c = server_.get_con_from_hdl(hdl, ec);
@@ -424,6 +466,9 @@ private:
     std::shared_ptr<gateway_core> core_;
     asio::io_context io_;
     server_type server_;
+    asio::ip::tcp::acceptor acceptor_{io_};
+    asio::strand<asio::io_context::executor_type> accept_strand_{io_.get_executor()};
+    asio::steady_timer accept_retry_{io_};
     std::shared_ptr<asio::ssl::context> tls_context_;
     std::uint16_t port_ = 0;
     bool listening_ = false;
