@@ -27,6 +27,11 @@
 #include <gatehouse/session/memory_session_store.hpp>
 #include <gatehouse/session/session_store.hpp>
 
+// Several nodes: the event bus interface and its in-process default (the
+// Redis bus is in gatehouse/adapters/redis/redis_event_bus.hpp, gatehouse::redis)
+#include <gatehouse/cluster/event_bus.hpp>
+#include <gatehouse/cluster/memory_event_bus.hpp>
+
 // server (the websocketpp transport is compiled by one C++17 translation unit
 // that includes <gatehouse/server/gateway_impl.hpp>; see gateway.hpp)
 #include <gatehouse/server/gateway.hpp>
