@@ -10,6 +10,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <thread>
 
@@ -78,32 +79,38 @@ TEST_CASE("redis store: the documented key schema") {
     auto created = kit::create(store, record_for("schema-acct"));
     REQUIRE_FALSE(created.ec);
     const auto id = created.value.session_id;
-    CHECK(server.command({"TYPE", p + "s:" + id}) == "string");
-    CHECK(server.command({"TYPE", p + "a:" + id}) == "string");
-    CHECK(server.command({"SISMEMBER", p + "acct:schema-acct", id}) == "1");
-    const auto record_ttl = std::stoll(server.command({"PTTL", p + "s:" + id}));
+    // In keys, tokens and account indexes an id is kept without its dashes.
+    auto key_id = id;
+    key_id.erase(std::remove(key_id.begin(), key_id.end(), '-'), key_id.end());
+    REQUIRE(key_id.size() == 32);
+    CHECK(std::string("gatehouse:s:").size() + key_id.size() == 44);  // the default prefix: Redis's embstr limit
+    CHECK(server.command({"EXISTS", p + "s:" + id}) == "0");
+    CHECK(server.command({"TYPE", p + "s:" + key_id}) == "string");
+    CHECK(server.command({"TYPE", p + "a:" + key_id}) == "string");
+    CHECK(server.command({"SISMEMBER", p + "acct:schema-acct", key_id}) == "1");
+    const auto record_ttl = std::stoll(server.command({"PTTL", p + "s:" + key_id}));
     CHECK(record_ttl > (options.max_lifetime - 5s).count());
     CHECK(record_ttl <= (options.max_lifetime + options.tombstone_retention).count());
-    const auto idle_ttl = std::stoll(server.command({"PTTL", p + "a:" + id}));
+    const auto idle_ttl = std::stoll(server.command({"PTTL", p + "a:" + key_id}));
     CHECK(idle_ttl > (options.idle_timeout - 5s).count());
     CHECK(idle_ttl <= options.idle_timeout.count());
 
     auto token = kit::issue(store, id, 1min);
     REQUIRE_FALSE(token.ec);
     const auto hash = reconnect_token_hash(token.value.token);
-    CHECK(server.command({"GET", p + "t:" + hash}) == "L" + id);
-    CHECK(server.command({"GET", p + "s:" + id}).substr(42, 64) == hash);
+    CHECK(server.command({"GET", p + "t:" + hash}) == "L" + key_id);
+    CHECK(server.command({"GET", p + "s:" + key_id}).substr(42, 64) == hash);
     // The token itself is stored nowhere.
     CHECK(server.command({"EXISTS", p + "t:" + token.value.token}) == "0");
     REQUIRE_FALSE(kit::consume(store, token.value.token).ec);
-    CHECK(server.command({"GET", p + "t:" + hash}) == "C" + id);
-    CHECK(server.command({"GET", p + "s:" + id}).find(hash) == std::string::npos);
+    CHECK(server.command({"GET", p + "t:" + hash}) == "C" + key_id);
+    CHECK(server.command({"GET", p + "s:" + key_id}).find(hash) == std::string::npos);
 
     REQUIRE_FALSE(kit::revoke(store, id));
-    CHECK(server.command({"GET", p + "s:" + id}) == "R");
-    CHECK(server.command({"EXISTS", p + "a:" + id}) == "0");
-    CHECK(std::stoll(server.command({"PTTL", p + "s:" + id})) <= options.tombstone_retention.count());
-    CHECK(server.command({"SISMEMBER", p + "acct:schema-acct", id}) == "0");
+    CHECK(server.command({"GET", p + "s:" + key_id}) == "R");
+    CHECK(server.command({"EXISTS", p + "a:" + key_id}) == "0");
+    CHECK(std::stoll(server.command({"PTTL", p + "s:" + key_id})) <= options.tombstone_retention.count());
+    CHECK(server.command({"SISMEMBER", p + "acct:schema-acct", key_id}) == "0");
 }
 
 TEST_CASE("redis store: values of the wrong type or shape under its keys") {
@@ -115,18 +122,20 @@ TEST_CASE("redis store: values of the wrong type or shape under its keys") {
     auto created = kit::create(store, record_for("wrong-acct"));
     REQUIRE_FALSE(created.ec);
     const auto id = created.value.session_id;
+    auto key_id = id;
+    key_id.erase(std::remove(key_id.begin(), key_id.end(), '-'), key_id.end());
 
     SUBCASE("a hash where the record should be") {
-        server.command({"DEL", p + "s:" + id});
-        server.command({"HSET", p + "s:" + id, "field", "value"});
+        server.command({"DEL", p + "s:" + key_id});
+        server.command({"HSET", p + "s:" + key_id, "field", "value"});
         CHECK(kit::load(store, id).ec == session_errc::bad_reply);
         CHECK(kit::revoke(store, id) == session_errc::bad_reply);
         CHECK(kit::update(store, created.value).ec == session_errc::bad_reply);
         CHECK(kit::issue(store, id, 1min).ec == session_errc::bad_reply);
     }
     SUBCASE("a list where the activity key should be") {
-        server.command({"DEL", p + "a:" + id});
-        server.command({"RPUSH", p + "a:" + id, "x"});
+        server.command({"DEL", p + "a:" + key_id});
+        server.command({"RPUSH", p + "a:" + key_id, "x"});
         CHECK(kit::touch(store, id) == session_errc::bad_reply);
     }
     SUBCASE("a string where the account index should be") {
@@ -141,20 +150,35 @@ TEST_CASE("redis store: values of the wrong type or shape under its keys") {
         CHECK(kit::consume(store, token).ec == session_errc::bad_reply);
     }
     SUBCASE("garbage strings") {
-        server.command({"SET", p + "s:" + id, "garbage", "KEEPTTL"});
+        server.command({"SET", p + "s:" + key_id, "garbage", "KEEPTTL"});
         CHECK(kit::load(store, id).ec == session_errc::corrupt_record);
         CHECK(kit::revoke(store, id) == session_errc::corrupt_record);
         CHECK(kit::update(store, created.value).ec == session_errc::corrupt_record);
     }
     SUBCASE("a non-numeric activity time") {
-        server.command({"SET", p + "a:" + id, "yesterday", "KEEPTTL"});
+        server.command({"SET", p + "a:" + key_id, "yesterday", "KEEPTTL"});
         CHECK(kit::load(store, id).ec == session_errc::corrupt_record);
     }
+    SUBCASE("an account index naming something that is not a session id") {
+        const std::string junk_id(32, 'z');
+        server.command({"SET", p + "s:" + junk_id, server.command({"GET", p + "s:" + key_id})});
+        server.command({"SET", p + "a:" + junk_id, server.command({"GET", p + "a:" + key_id})});
+        server.command({"SADD", p + "acct:wrong-acct", junk_id});
+        CHECK(kit::list_account(store, "wrong-acct").ec == session_errc::bad_reply);
+    }
+    SUBCASE("a token naming something that is not a session id") {
+        const std::string junk_id = key_id.substr(0, 31);
+        server.command({"SET", p + "s:" + junk_id, server.command({"GET", p + "s:" + key_id})});
+        server.command({"SET", p + "a:" + junk_id, server.command({"GET", p + "a:" + key_id})});
+        const auto token = random_reconnect_token();
+        server.command({"SET", p + "t:" + reconnect_token_hash(token), "L" + junk_id});
+        CHECK(kit::consume(store, token).ec == session_errc::bad_reply);
+    }
     SUBCASE("a malformed reconnection segment") {
-        auto value = server.command({"GET", p + "s:" + id});
+        auto value = server.command({"GET", p + "s:" + key_id});
         REQUIRE(value.size() > 20);
         value[15] = 'x';
-        server.command({"SET", p + "s:" + id, value, "KEEPTTL"});
+        server.command({"SET", p + "s:" + key_id, value, "KEEPTTL"});
         CHECK(kit::load(store, id).ec == session_errc::corrupt_record);
         CHECK(kit::issue(store, id, 1min).ec == session_errc::corrupt_record);
         CHECK(kit::revoke(store, id) == session_errc::corrupt_record);
@@ -286,6 +310,23 @@ TEST_CASE("redis store: replies of the wrong type from a fake server") {
         redis_session_store store(io.executor(), test::redis_options(fake.port()));
         CHECK(kit::load(store, random_session_id()).ec == session_errc::corrupt_record);
     }
+    SUBCASE("bytes that are not RESP") {
+        // The command they answer fails with bad_reply; the link, out of
+        // step, is dropped, and the store reconnects by itself.
+        fake_redis fake("?what\r\n");
+        test::io_runner io;
+        auto options = test::redis_options(fake.port());
+        options.reconnect_delay_min = 5ms;
+        options.reconnect_delay_max = 10ms;
+        redis_session_store store(io.executor(), options);
+        for (int attempt = 0; attempt < 2; ++attempt) {
+            const auto deadline = std::chrono::steady_clock::now() + 5s;
+            while (!store.connected() && std::chrono::steady_clock::now() < deadline)
+                std::this_thread::sleep_for(1ms);
+            REQUIRE(store.connected());
+            CHECK(kit::load(store, random_session_id()).ec == session_errc::bad_reply);
+        }
+    }
     SUBCASE("error replies") {
         fake_redis fake("-ERR something broke\r\n");
         check_every_operation_fails_with(fake.port(), session_errc::backend_error);
@@ -331,4 +372,17 @@ TEST_CASE("redis store: completions arrive on the executor's threads") {
     });
     CHECK(invalid.ec == session_errc::invalid_session_id);
     CHECK_FALSE(on_caller.load());
+}
+
+TEST_CASE("redis store: a host name is resolved, without blocking the executor") {
+    // "localhost" may resolve to ::1 before 127.0.0.1 (where the server
+    // listens): the store tries each address in turn.
+    test::io_runner io;
+    auto options = test::redis_options(test::shared_redis().port());
+    options.host = "localhost";
+    redis_session_store store(io.executor(), options);
+    CHECK(kit::load(store, random_session_id()).ec == session_errc::not_found);
+    auto created = kit::create(store, record_for("named-host-acct"));
+    REQUIRE_FALSE(created.ec);
+    CHECK_FALSE(kit::load(store, created.value.session_id).ec);
 }

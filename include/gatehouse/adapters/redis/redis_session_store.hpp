@@ -1,13 +1,19 @@
-// redis_session_store: a session_store in Redis (hiredis 0.14, asynchronous,
-// driven by the host's Asio executor). Sessions survive gateway restarts and
-// are shared by every node that points at the same Redis.
+// redis_session_store: a session_store in Redis (asynchronous on the host's
+// Asio executor; replies parsed by hiredis 0.14's reader). Sessions survive
+// gateway restarts and are shared by every node that points at the same Redis.
 //
 // Threading: operations may be called from any thread. All Redis work runs
 // on a strand of the executor given to the constructor; every completion is
 // called on that strand (so on a thread running the host's io_context), never
 // inline in the caller unless the caller already runs on the strand. Nothing
 // ever blocks: commands are pipelined on one connection (commands issued in
-// the same turn of the event loop leave in one write).
+// the same turn of the event loop leave in one write), written and read with
+// Asio; replies are parsed by hiredis's reader.
+//
+// Cost: load and touch are one command each, formatted straight into the
+// output buffer; all they allocate is hiredis's parsed reply and the record
+// returned. benchmarks/run_session.sh measures what they cost Redis and the
+// client, beside redis-benchmark.
 //
 // Failure: the store connects by itself and reconnects after a loss (backoff
 // between reconnect_delay_min and reconnect_delay_max). While disconnected,
@@ -22,7 +28,9 @@
 // operations then complete with session_errc::store_closed as long as the
 // io_context still runs.
 //
-// Key schema (P = key_prefix, default "gatehouse:"):
+// Key schema (P = key_prefix, default "gatehouse:"; {id} = the session id
+// without its dashes, 32 hex digits, which keeps P s:{id} and P a:{id} within
+// the 44 bytes Redis stores most cheaply when P has at most 10 bytes):
 //   P s:{id}        string  record (see detail/record_codec.hpp), including
 //                           the outstanding reconnection token's expiry and
 //                           hash, or "R" once revoked; TTL max_lifetime +
@@ -34,10 +42,14 @@
 //   P t:{hash}      string  "L{id}" (usable) or "C{id}" (consumed), hash =
 //                           SHA-256 hex of the token (tokens are never stored);
 //                           TTL the window
-//   P acct:{account} set    session ids of the account; TTL max_lifetime +
+//   P acct:{account} set    the {id}s of the account's sessions; TTL max_lifetime +
 //                           tombstone_retention from its newest session
 // Multi-key changes run as Lua scripts (atomic); load is one MGET of two keys
 // and touch one SET ... XX GET, close to the cost of a plain GET / SET.
+//
+// Migration: before schema 2 (this one), {id} kept its dashes. Keys written
+// by an earlier version are not read: their sessions are not found (their
+// users authenticate again) and the keys expire by their TTLs.
 //
 // Differences from memory_session_store: touch only slides the idle expiry
 // and does not look at max_lifetime (load, update, revoke, list and token
@@ -45,26 +57,30 @@
 // its record in Redis until it is next looked at or its max_lifetime passes.
 #pragma once
 
-#include <gatehouse/adapters/redis/detail/hiredis_asio.hpp>
 #include <gatehouse/adapters/redis/detail/record_codec.hpp>
+#include <gatehouse/adapters/redis/detail/reply_arena.hpp>
 #include <gatehouse/adapters/redis/detail/session_scripts.hpp>
 #include <gatehouse/session/session_store.hpp>
 
 #include <asio/any_io_executor.hpp>
+#include <asio/connect.hpp>
 #include <asio/dispatch.hpp>
+#include <asio/ip/tcp.hpp>
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/strand.hpp>
+#include <asio/write.hpp>
 
-#include <hiredis/async.h>
 #include <hiredis/hiredis.h>
+#include <hiredis/read.h>
 
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <charconv>
 #include <chrono>
+#include <cstdint>
 #include <cstring>
-#include <deque>
 #include <functional>
 #include <initializer_list>
 #include <memory>
@@ -77,9 +93,8 @@
 namespace gatehouse::adapters::redis {
 
 struct redis_session_store_options : session::session_store_options {
-    /// An IP address. hiredis resolves a host name with a blocking
-    /// getaddrinfo on every (re)connect, on the executor's thread: prefer an
-    /// address, or resolve the name once at start-up.
+    /// An IP address, or a host name resolved (asynchronously) on every
+    /// (re)connect.
     std::string host = "127.0.0.1";
     int port = 6379;
     /// Sent with AUTH after every connect when not empty. Never logged.
@@ -87,6 +102,8 @@ struct redis_session_store_options : session::session_store_options {
     /// SELECTed after every connect when not 0.
     int database = 0;
     /// Prepended to every key; lets several deployments share one Redis.
+    /// At most 10 bytes keeps the hot keys in Redis's cheapest string form
+    /// (see the key schema above).
     std::string key_prefix = "gatehouse:";
     /// Longest wait for an answer before an operation fails with `timeout`.
     std::chrono::milliseconds command_timeout{1000};
@@ -113,6 +130,134 @@ inline std::string_view text_of(const redisReply* reply) noexcept {
     return {reply->str, reply->len};
 }
 
+inline constexpr std::size_t session_id_size = 36;  // see session::is_session_id
+
+// In Redis a session id is stored without its four dashes (32 hex digits):
+// "gatehouse:s:" and 32 digits make 44 bytes, the longest string Redis keeps
+// in one allocation (OBJ_ENCODING_EMBSTR_SIZE_LIMIT). Longer key arguments
+// cost Redis an allocation more per key and command; measured over 10,000
+// sessions, MGET of two 47-byte keys took Redis 1.1 to 2.7 times the CPU of
+// MGET of two 43-byte ones (five runs on a busy 2-core machine).
+inline constexpr std::size_t stored_id_size = 32;
+
+/// `id` must be a valid session id (session::is_session_id).
+inline void write_stored_id(std::string_view id, char* out) noexcept {
+    std::size_t n = 0;
+    for (const char c : id)
+        if (c != '-') out[n++] = c;
+}
+
+inline std::string stored_id(std::string_view id) {
+    std::string out(stored_id_size, '\0');
+    write_stored_id(id, out.data());
+    return out;
+}
+
+/// The session id of an id as stored; false when `stored` is not one.
+inline bool session_id_of_stored(std::string_view stored, std::string& id) {
+    if (stored.size() != stored_id_size) return false;
+    id.clear();
+    id.reserve(session_id_size);
+    for (std::size_t i = 0; i < stored_id_size; ++i) {
+        if (i == 8 || i == 12 || i == 16 || i == 20) id.push_back('-');
+        id.push_back(stored[i]);
+    }
+    return session::is_session_id(id);
+}
+
+// RESP formatting of commands (what redisFormatCommandArgv does, without its
+// allocations): written through a cursor into room reserved beforehand in a
+// buffer reused for every command.
+class resp_writer {
+public:
+    /// Room a command needs at most: the array header, then per argument.
+    static constexpr std::size_t header_room = 1 + 20 + 2;
+    static constexpr std::size_t arg_room(std::size_t size) noexcept { return 1 + 20 + 2 + size + 2; }
+
+    explicit resp_writer(char* at) noexcept : p_(at) {}
+    char* position() const noexcept { return p_; }
+
+    void array(std::size_t count) noexcept { length_line('*', count); }
+
+    void arg(std::string_view a) noexcept {
+        length_line('$', a.size());
+        put(a);
+        crlf();
+    }
+
+    void number(long long v) noexcept {
+        char digits[24];
+        const auto end = std::to_chars(digits, digits + sizeof digits, v).ptr;
+        arg(std::string_view(digits, static_cast<std::size_t>(end - digits)));
+    }
+
+    /// prefix + kind + the session id `id` (valid) as stored: arg_room(
+    /// prefix.size() + kind.size() + stored_id_size).
+    void session_key(std::string_view prefix, std::string_view kind, std::string_view id) noexcept {
+        length_line('$', prefix.size() + kind.size() + stored_id_size);
+        put(prefix);
+        put(kind);
+        write_stored_id(id, p_);
+        p_ += stored_id_size;
+        crlf();
+    }
+
+private:
+    void length_line(char mark, std::size_t n) noexcept {
+        *p_++ = mark;
+        p_ = std::to_chars(p_, p_ + 20, n).ptr;
+        crlf();
+    }
+    void put(std::string_view s) noexcept {
+        std::memcpy(p_, s.data(), s.size());
+        p_ += s.size();
+    }
+    void crlf() noexcept {
+        *p_++ = '\r';
+        *p_++ = '\n';
+    }
+
+    char* p_;
+};
+
+/// A FIFO queue on a ring of slots that grows by doubling and never shrinks:
+/// once warm, queueing costs no allocation (std::deque allocates a block
+/// every few elements of this size).
+template <class T>
+class command_ring {
+public:
+    bool empty() const noexcept { return size_ == 0; }
+    std::size_t size() const noexcept { return size_; }
+    T& front() noexcept { return slots_[head_]; }
+    T& operator[](std::size_t i) noexcept { return slots_[(head_ + i) & (slots_.size() - 1)]; }
+
+    void push_back(T value) {
+        if (size_ == slots_.size()) grow();
+        slots_[(head_ + size_) & (slots_.size() - 1)] = std::move(value);
+        ++size_;
+    }
+
+    T pop_front() {
+        T value = std::move(slots_[head_]);
+        slots_[head_] = T{};
+        head_ = (head_ + 1) & (slots_.size() - 1);
+        --size_;
+        return value;
+    }
+
+private:
+    void grow() {
+        std::vector<T> bigger(slots_.empty() ? 64 : slots_.size() * 2);
+        for (std::size_t i = 0; i < size_; ++i) bigger[i] = std::move((*this)[i]);
+        slots_ = std::move(bigger);
+        head_ = 0;
+    }
+
+    std::vector<T> slots_;  // size: zero or a power of two
+    std::size_t head_ = 0;
+    std::size_t size_ = 0;
+};
+
 inline std::error_code state_error(long long code) noexcept {
     switch (code) {
     case 0: return session_errc::not_found;
@@ -136,16 +281,23 @@ public:
           options_(std::move(options)),
           timeout_timer_(strand_),
           reconnect_timer_(strand_),
-          backoff_(options_.reconnect_delay_min) {}
-
-    ~redis_session_core() {
-        // Only reached without close() when the io_context died first.
-        if (context_ != nullptr) {
-            for (auto& cmd : pending_) cmd->finished = true;
-            auto* c = std::exchange(context_, nullptr);
-            redisAsyncFree(c);
-        }
+          socket_(strand_),
+          resolver_(strand_),
+          backoff_(options_.reconnect_delay_min),
+          read_buffer_(new char[read_buffer_size]),
+          idle_timeout_text_(ms(options_.idle_timeout)) {
+        out_.reserve(64 * 1024);
+        writing_.reserve(64 * 1024);
     }
+
+    // Only reached without close() when the io_context died first: the
+    // pending completions are destroyed without being called.
+    ~redis_session_core() {
+        if (reader_ != nullptr) redisReaderFree(reader_);
+    }
+
+    redis_session_core(const redis_session_core&) = delete;
+    redis_session_core& operator=(const redis_session_core&) = delete;
 
     const strand_type& strand() const noexcept { return strand_; }
     bool connected() const noexcept { return connected_.load(std::memory_order_relaxed); }
@@ -157,8 +309,7 @@ public:
         closed_ = true;
         timeout_timer_.cancel();
         reconnect_timer_.cancel();
-        fail_all(session_errc::store_closed);
-        drop_connection();
+        drop_connection(session_errc::store_closed);
     }
 
     // --- operations (on the strand) ------------------------------------------
@@ -175,7 +326,7 @@ public:
         const auto activity_ttl = std::min(options_.idle_timeout, options_.max_lifetime);
         // Arguments are built before the record moves into the completion.
         const auto value = encode_record(record);
-        const auto id = record.session_id;
+        const auto id = stored_id(record.session_id);
         const auto account_key = key("acct:", record.account_id);
         eval(create_script, {key("s:", id), key("a:", id), account_key},
              {value, ms(record_ttl), ms(activity_ttl), ms_text(now), id, ms(record_ttl)},
@@ -189,46 +340,40 @@ public:
              });
     }
 
-    void load(std::string id, completion<session_record> done) {
+    void load(std::string_view id, completion<session_record> done) {
         if (!session::is_session_id(id)) return done(session_errc::invalid_session_id, {});
-        const auto sk = key("s:", id), ak = key("a:", id);
-        command({"MGET", sk, ak}, [self = shared_from_this(), id = std::move(id),
-                                   done = std::move(done)](std::error_code ec, redisReply* reply) mutable {
-            if (ec) return done(ec, {});
-            if ((ec = error_of(reply))) return done(ec, {});
-            if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) return done(session_errc::bad_reply, {});
-            session_record record;
-            ec = self->decode_live(std::move(id), reply->element[0], reply->element[1], record);
-            if (ec == session_errc::not_found) return self->classify_missing(record.session_id, std::move(done));
-            if (ec == session_errc::expired && !record.account_id.empty())
-                self->forget_expired(record.session_id, record.account_id);
-            if (ec) return done(ec, {});
-            done({}, std::move(record));
-        });
+        const auto key_room = resp_writer::arg_room(options_.key_prefix.size() + 2 + stored_id_size);
+        auto out = begin_command(resp_writer::header_room + resp_writer::arg_room(4) + 2 * key_room);
+        out.array(3);
+        out.arg("MGET");
+        out.session_key(options_.key_prefix, "s:", id);
+        out.session_key(options_.key_prefix, "a:", id);
+        end_command(out);
+        pending_command cmd;
+        cmd.route = reply_route::load;
+        std::memcpy(cmd.id.data(), id.data(), cmd.id.size());
+        cmd.loaded = std::move(done);
+        send(std::move(cmd));
     }
 
-    void touch(std::string id, done_completion done) {
+    void touch(std::string_view id, done_completion done) {
         if (!session::is_session_id(id)) return done(session_errc::invalid_session_id);
-        const auto now = ms_text(session::now_ms());
-        auto ak = key("a:", id);
-        command({"SET", ak, now, "XX", "PX", ms(options_.idle_timeout), "GET"},
-                [self = shared_from_this(), id, done = std::move(done)](std::error_code ec, redisReply* reply) mutable {
-                    if (ec) return done(ec);
-                    if ((ec = error_of(reply))) return done(ec);
-                    if (reply->type == REDIS_REPLY_STRING) return done({});
-                    if (reply->type != REDIS_REPLY_NIL) return done(session_errc::bad_reply);
-                    // No activity key: expired, revoked, unknown, or held only
-                    // by its reconnection token (then live: record activity).
-                    self->load(id, [self, id, done = std::move(done)](std::error_code ec, session_record) mutable {
-                        if (ec) return done(ec);
-                        self->command({"SET", self->key("a:", id), ms_text(session::now_ms()), "PX",
-                                       ms(self->options_.idle_timeout)},
-                                      [done = std::move(done)](std::error_code ec, redisReply* reply) {
-                                          if (ec) return done(ec);
-                                          done(error_of(reply));
-                                      });
-                    });
-                });
+        auto out = begin_command(resp_writer::header_room + 6 * resp_writer::arg_room(20) +
+                                 resp_writer::arg_room(options_.key_prefix.size() + 2 + stored_id_size));
+        out.array(7);
+        out.arg("SET");
+        out.session_key(options_.key_prefix, "a:", id);
+        out.number(session::now_ms().time_since_epoch().count());
+        out.arg("XX");
+        out.arg("PX");
+        out.arg(idle_timeout_text_);
+        out.arg("GET");
+        end_command(out);
+        pending_command cmd;
+        cmd.route = reply_route::touch;
+        std::memcpy(cmd.id.data(), id.data(), cmd.id.size());
+        cmd.touched = std::move(done);
+        send(std::move(cmd));
     }
 
     void update(session_record record, completion<session_record> done) {
@@ -236,7 +381,7 @@ public:
         record.account_id = "-";  // immutable, ignored: validate the rest
         if (auto ec = session::validate_record(record, options_.limits)) return done(ec, {});
         const auto& id = record.session_id;
-        eval(update_script, {key("s:", id), key("a:", id)},
+        eval(update_script, {key("s:", stored_id(id)), key("a:", stored_id(id))},
              {encode_mutable(record), ms_text(session::now_ms()), ms(options_.max_lifetime)},
              [self = shared_from_this(), id, done = std::move(done)](std::error_code ec, redisReply* reply) mutable {
                  if (ec) return done(ec, {});
@@ -255,8 +400,9 @@ public:
 
     void revoke(std::string id, done_completion done) {
         if (!session::is_session_id(id)) return done(session_errc::invalid_session_id);
-        eval(revoke_script, {key("s:", id), key("a:", id)},
-             {options_.key_prefix, id, ms(options_.tombstone_retention), ms_text(session::now_ms()),
+        const auto stored = stored_id(id);
+        eval(revoke_script, {key("s:", stored), key("a:", stored)},
+             {options_.key_prefix, stored, ms(options_.tombstone_retention), ms_text(session::now_ms()),
               ms(options_.max_lifetime)},
              [done = std::move(done)](std::error_code ec, redisReply* reply) {
                  if (ec) return done(ec);
@@ -296,7 +442,9 @@ public:
                      const auto* id = reply->element[i];
                      if (id->type != REDIS_REPLY_STRING) return done(session_errc::bad_reply, {});
                      session_record record;
-                     ec = self->decode_live(std::string(text_of(id)), reply->element[i + 1], reply->element[i + 2],
+                     std::string session_id;
+                     if (!session_id_of_stored(text_of(id), session_id)) return done(session_errc::bad_reply, {});
+                     ec = self->decode_live(std::move(session_id), reply->element[i + 1], reply->element[i + 2],
                                             record);
                      if (ec == session_errc::expired) continue;  // lifetime ran out during the call
                      if (ec) return done(ec, {});
@@ -315,8 +463,9 @@ public:
         const auto now = session::now_ms();
         issued.expires_at = now + window;
         const auto hash = session::reconnect_token_hash(issued.token);  // before `issued` moves
-        eval(issue_token_script, {key("s:", id), key("a:", id)},
-             {options_.key_prefix, id, hash, ms(window), decimal16(to_ms(issued.expires_at)), ms_text(now),
+        const auto stored = stored_id(id);
+        eval(issue_token_script, {key("s:", stored), key("a:", stored)},
+             {options_.key_prefix, stored, hash, ms(window), decimal16(to_ms(issued.expires_at)), ms_text(now),
               ms(options_.max_lifetime)},
              [done = std::move(done), issued = std::move(issued)](std::error_code ec, redisReply* reply) mutable {
                  if (ec) return done(ec, {});
@@ -351,7 +500,9 @@ public:
                      if (reply->elements != 4 || e[1]->type != REDIS_REPLY_STRING)
                          return done(session_errc::bad_reply, {});
                      session_record record;
-                     ec = self->decode_live(std::string(text_of(e[1])), e[2], e[3], record);
+                     std::string session_id;
+                     if (!session_id_of_stored(text_of(e[1]), session_id)) return done(session_errc::bad_reply, {});
+                     ec = self->decode_live(std::move(session_id), e[2], e[3], record);
                      if (ec) return done(ec, {});
                      return done({}, std::move(record));
                  }
@@ -361,10 +512,18 @@ public:
     }
 
 private:
+    /// What a reply is for. load and touch, the hot operations, keep their
+    /// completion here (no closure to allocate); everything else goes through
+    /// a reply_handler.
+    enum class reply_route : unsigned char { generic, load, touch };
+
     struct pending_command {
-        reply_handler handler;
-        std::chrono::steady_clock::time_point deadline;
-        bool finished = false;
+        std::chrono::steady_clock::time_point deadline{};
+        reply_route route = reply_route::generic;
+        std::array<char, session_id_size> id{};  // load, touch
+        completion<session_record> loaded;       // load
+        done_completion touched;                 // touch
+        reply_handler generic;                   // generic
     };
 
     static std::string ms(std::chrono::milliseconds d) { return std::to_string(std::max<long long>(1, d.count())); }
@@ -411,7 +570,7 @@ private:
     /// MGET returns nil for a key of another type: tell "absent" from "holds
     /// something that is not a record".
     void classify_missing(const std::string& id, completion<session_record> done) {
-        command({"TYPE", key("s:", id)}, [done = std::move(done)](std::error_code ec, redisReply* reply) {
+        command({"TYPE", key("s:", stored_id(id))}, [done = std::move(done)](std::error_code ec, redisReply* reply) {
             if (ec) return done(ec, {});
             if ((ec = error_of(reply))) return done(ec, {});
             if (reply->type != REDIS_REPLY_STATUS) return done(session_errc::bad_reply, {});
@@ -422,83 +581,190 @@ private:
     /// An idle-expired session found by a lookup: keep its record only for
     /// tombstone_retention and drop it from its account's index.
     void forget_expired(const std::string& id, const std::string& account) {
-        command({"PEXPIRE", key("s:", id), ms(options_.tombstone_retention), "LT"}, [](std::error_code, redisReply*) {});
-        command({"SREM", key("acct:", account), id}, [](std::error_code, redisReply*) {});
+        const auto stored = stored_id(id);
+        command({"PEXPIRE", key("s:", stored), ms(options_.tombstone_retention), "LT"}, [](std::error_code, redisReply*) {});
+        command({"SREM", key("acct:", account), stored}, [](std::error_code, redisReply*) {});
     }
 
     void eval(const char* script, std::initializer_list<std::string> keys, std::initializer_list<std::string> args,
               reply_handler handler) {
-        const auto nkeys = std::to_string(keys.size());
-        std::vector<std::string_view> argv;
-        argv.reserve(3 + keys.size() + args.size());
-        argv.push_back("EVAL");
-        argv.push_back(script);
-        argv.push_back(nkeys);
-        for (const auto& k : keys) argv.push_back(k);
-        for (const auto& a : args) argv.push_back(a);
-        send(argv.data(), argv.size(), std::move(handler));
+        const std::string_view body(script);
+        std::size_t room = resp_writer::header_room + resp_writer::arg_room(4) + resp_writer::arg_room(body.size()) +
+                           resp_writer::arg_room(20);
+        for (const auto& k : keys) room += resp_writer::arg_room(k.size());
+        for (const auto& a : args) room += resp_writer::arg_room(a.size());
+        auto out = begin_command(room);
+        out.array(3 + keys.size() + args.size());
+        out.arg("EVAL");
+        out.arg(body);
+        out.number(static_cast<long long>(keys.size()));
+        for (const auto& k : keys) out.arg(k);
+        for (const auto& a : args) out.arg(a);
+        end_command(out);
+        send_generic(std::move(handler));
     }
 
     void command(std::initializer_list<std::string_view> args, reply_handler handler) {
-        send(args.begin(), args.size(), std::move(handler));
+        std::size_t room = resp_writer::header_room;
+        for (const auto& a : args) room += resp_writer::arg_room(a.size());
+        auto out = begin_command(room);
+        out.array(args.size());
+        for (const auto& a : args) out.arg(a);
+        end_command(out);
+        send_generic(std::move(handler));
     }
 
-    void send(const std::string_view* args, std::size_t count, reply_handler handler) {
-        if (closed_) return handler(session_errc::store_closed, nullptr);
-        if (context_ == nullptr) return handler(session_errc::backend_unavailable, nullptr);
-        constexpr std::size_t max_args = 32;
-        if (count > max_args) return handler(session_errc::backend_error, nullptr);
-        std::array<const char*, max_args> argv{};
-        std::array<std::size_t, max_args> lengths{};
-        for (std::size_t i = 0; i < count; ++i) {
-            argv[i] = args[i].data();
-            lengths[i] = args[i].size();
+    /// Reserves `room` bytes at the end of out_ (the commands not yet
+    /// written) for a command to be formatted; end_command trims the rest.
+    resp_writer begin_command(std::size_t room) {
+        command_start_ = out_.size();
+        out_.resize(command_start_ + room);
+        return resp_writer(out_.data() + command_start_);
+    }
+
+    void end_command(const resp_writer& out) { out_.resize(static_cast<std::size_t>(out.position() - out_.data())); }
+
+    void send_generic(reply_handler handler) {
+        pending_command cmd;
+        cmd.generic = std::move(handler);
+        send(std::move(cmd));
+    }
+
+    /// Queues the command just formatted; `cmd` receives its reply.
+    void send(pending_command cmd) {
+        if (closed_ || link_ == link_state::down) {
+            out_.resize(command_start_);
+            return deliver(cmd, closed_ ? session_errc::store_closed : session_errc::backend_unavailable, nullptr);
         }
-        auto cmd = std::make_unique<pending_command>();
-        cmd->handler = std::move(handler);
-        cmd->deadline = std::chrono::steady_clock::now() + options_.command_timeout;
-        if (redisAsyncCommandArgv(context_, &redis_session_core::on_reply, cmd.get(), static_cast<int>(count),
-                                  argv.data(), lengths.data()) != REDIS_OK)
-            return cmd->handler(session_errc::backend_unavailable, nullptr);
+        cmd.deadline = std::chrono::steady_clock::now() + options_.command_timeout;
         pending_.push_back(std::move(cmd));
         arm_timeout();
+        schedule_flush();
     }
 
-    static void on_reply(redisAsyncContext* context, void* reply, void* privdata) {
-        static_cast<redis_session_core*>(context->data)
-            ->complete(static_cast<pending_command*>(privdata), static_cast<redisReply*>(reply));
+    /// Commands issued in the same turn of the event loop leave in one write:
+    /// the flush runs after the current handler.
+    void schedule_flush() {
+        if (flush_scheduled_ || write_in_flight_ || link_ != link_state::up) return;
+        flush_scheduled_ = true;
+        asio::post(strand_, [self = shared_from_this()] {
+            self->flush_scheduled_ = false;
+            self->flush();
+        });
     }
 
-    void complete(pending_command* cmd, redisReply* reply) {
-        // Redis answers in order: the command is the oldest one.
-        auto it = std::find_if(pending_.begin(), pending_.end(), [cmd](const auto& p) { return p.get() == cmd; });
-        if (it == pending_.end()) return;
-        auto owned = std::move(*it);
-        pending_.erase(it);
-        if (owned->finished) return;
-        if (reply == nullptr) {
-            // The connection is going away inside hiredis: complete later,
-            // outside hiredis, so that the completion may issue new calls.
-            asio::post(strand_, [handler = std::move(owned->handler)] {
-                handler(session_errc::backend_unavailable, nullptr);
-            });
-            return;
+    void flush() {
+        if (write_in_flight_ || link_ != link_state::up || out_.empty()) return;
+        writing_.swap(out_);  // both keep their capacity: no allocation once warm
+        out_.clear();
+        command_start_ = 0;
+        write_in_flight_ = true;
+        asio::async_write(socket_, asio::buffer(writing_),
+                          [self = shared_from_this(), generation = generation_](const std::error_code& ec, std::size_t) {
+                              self->write_in_flight_ = false;
+                              self->writing_.clear();
+                              if (generation != self->generation_) return self->flush();  // written to an old link
+                              if (ec) return self->lose_connection();
+                              self->flush();
+                          });
+    }
+
+    void start_read() {
+        socket_.async_read_some(asio::buffer(read_buffer_.get(), read_buffer_size),
+                                [self = shared_from_this(), generation = generation_](const std::error_code& ec,
+                                                                                      std::size_t size) {
+                                    if (generation != self->generation_) return;
+                                    if (ec) return self->lose_connection();
+                                    self->on_read(generation, size);
+                                });
+    }
+
+    /// hiredis's reader moves the unparsed rest of its buffer to the front
+    /// after every 1 KiB parsed: fed a large read at once, it would copy
+    /// tens of KiB per reply. Small slices keep that rest small.
+    static constexpr std::size_t reader_slice = 1024;
+    static constexpr std::size_t read_buffer_size = 64 * 1024;
+
+    void on_read(std::uint64_t generation, std::size_t size) {
+        const char* data = read_buffer_.get();
+        while (size > 0) {
+            const auto slice = std::min(size, reader_slice);
+            if (redisReaderFeed(reader_, data, slice) != REDIS_OK) return lose_connection();
+            data += slice;
+            size -= slice;
+            for (;;) {
+                void* parsed = nullptr;
+                if (redisReaderGetReply(reader_, &parsed) != REDIS_OK) return reply_not_resp();
+                if (parsed == nullptr) break;
+                if (pending_.empty()) return lose_connection();  // a reply nobody asked for
+                // Redis answers in order: the reply is the oldest command's.
+                auto cmd = pending_.pop_front();
+                deliver(cmd, {}, static_cast<redisReply*>(parsed));
+                replies_.reset();  // the reply, built in the arena, is done with
+                if (generation != generation_) return;  // the completion closed the store
+            }
         }
-        owned->handler({}, reply);
+        start_read();
     }
 
+    /// Calls the completion of `cmd` with a reply, or with `ec` (then reply
+    /// is null). `cmd` is owned by the caller, no longer in pending_.
+    void deliver(pending_command& cmd, std::error_code ec, redisReply* reply) {
+        switch (cmd.route) {
+        case reply_route::load: return on_load_reply(cmd.id, std::move(cmd.loaded), ec, reply);
+        case reply_route::touch: return on_touch_reply(cmd.id, std::move(cmd.touched), ec, reply);
+        case reply_route::generic: return cmd.generic(ec, reply);
+        }
+    }
+
+    void on_load_reply(const std::array<char, session_id_size>& id, completion<session_record> done, std::error_code ec,
+                       redisReply* reply) {
+        if (ec) return done(ec, {});
+        if ((ec = error_of(reply))) return done(ec, {});
+        if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) return done(session_errc::bad_reply, {});
+        session_record record;
+        ec = decode_live(std::string(id.data(), id.size()), reply->element[0], reply->element[1], record);
+        if (ec == session_errc::not_found) return classify_missing(record.session_id, std::move(done));
+        if (ec == session_errc::expired && !record.account_id.empty())
+            forget_expired(record.session_id, record.account_id);
+        if (ec) return done(ec, {});
+        done({}, std::move(record));
+    }
+
+    void on_touch_reply(const std::array<char, session_id_size>& id, done_completion done, std::error_code ec,
+                        redisReply* reply) {
+        if (ec) return done(ec);
+        if ((ec = error_of(reply))) return done(ec);
+        if (reply->type == REDIS_REPLY_STRING) return done({});
+        if (reply->type != REDIS_REPLY_NIL) return done(session_errc::bad_reply);
+        // No activity key: expired, revoked, unknown, or held only by its
+        // reconnection token (then live: record activity).
+        const std::string_view id_text(id.data(), id.size());
+        load(id_text, [self = shared_from_this(), key = key("a:", stored_id(id_text)), done = std::move(done)](
+                          std::error_code ec, session_record) mutable {
+            if (ec) return done(ec);
+            self->command({"SET", key, ms_text(session::now_ms()), "PX", ms(self->options_.idle_timeout)},
+                          [done = std::move(done)](std::error_code ec, redisReply* reply) {
+                              if (ec) return done(ec);
+                              done(error_of(reply));
+                          });
+        });
+    }
+
+    /// Completes every pending command with `why`, each in its own handler
+    /// (never inside the caller, which may be inside another completion).
     void fail_all(session_errc why) {
-        for (auto& cmd : pending_) {
-            if (cmd->finished) continue;
-            cmd->finished = true;
-            asio::post(strand_, [handler = std::move(cmd->handler), why] { handler(why, nullptr); });
+        while (!pending_.empty()) {
+            asio::post(strand_, [self = shared_from_this(), cmd = pending_.pop_front(), why]() mutable {
+                self->deliver(cmd, why, nullptr);
+            });
         }
     }
 
     void arm_timeout() {
         if (timeout_armed_ || pending_.empty() || closed_) return;
         timeout_armed_ = true;
-        timeout_timer_.expires_at(pending_.front()->deadline);
+        timeout_timer_.expires_at(pending_.front().deadline);
         timeout_timer_.async_wait([self = shared_from_this()](const std::error_code& ec) {
             self->timeout_armed_ = false;
             if (ec || self->closed_) return;
@@ -507,11 +773,11 @@ private:
     }
 
     void check_timeouts() {
-        auto oldest = std::find_if(pending_.begin(), pending_.end(), [](const auto& p) { return !p->finished; });
-        if (oldest == pending_.end()) return;
-        if ((*oldest)->deadline > std::chrono::steady_clock::now()) return arm_timeout_at((*oldest)->deadline);
-        fail_all(session_errc::timeout);
-        drop_connection();
+        if (pending_.empty()) return;
+        const auto deadline = pending_.front().deadline;
+        if (deadline > std::chrono::steady_clock::now()) return arm_timeout_at(deadline);
+        // Redis answers in order: a command without an answer means a stuck link.
+        drop_connection(session_errc::timeout);
         schedule_reconnect();
     }
 
@@ -525,50 +791,78 @@ private:
         });
     }
 
-    void drop_connection() {
+    /// Fails every pending command with `why` and closes the link. Handlers of
+    /// the old link see a changed generation and do nothing.
+    void drop_connection(session_errc why) {
+        fail_all(why);
+        ++generation_;
+        link_ = link_state::down;
         connected_.store(false, std::memory_order_relaxed);
-        if (context_ == nullptr) return;
-        for (auto& cmd : pending_) cmd->finished = true;
-        auto* c = std::exchange(context_, nullptr);
-        redisAsyncFree(c);  // runs the remaining callbacks with no reply; they are finished
+        std::error_code ignored;
+        socket_.close(ignored);
+        resolver_.cancel();
+        out_.clear();
+        command_start_ = 0;
+        if (reader_ != nullptr) redisReaderFree(std::exchange(reader_, nullptr));
+    }
+
+    /// What arrived is not RESP: the oldest command's reply is bad, and the
+    /// link, out of step, is dropped (the others fail as unavailable).
+    void reply_not_resp() {
+        if (!pending_.empty())
+            asio::post(strand_, [self = shared_from_this(), cmd = pending_.pop_front()]() mutable {
+                self->deliver(cmd, session_errc::bad_reply, nullptr);
+            });
+        lose_connection();
+    }
+
+    void lose_connection() {
+        if (link_ == link_state::down) return;
+        drop_connection(session_errc::backend_unavailable);
+        schedule_reconnect();
     }
 
     void connect() {
-        if (closed_ || context_ != nullptr) return;
-        redisAsyncContext* c = redisAsyncConnect(options_.host.c_str(), options_.port);
-        if (c == nullptr) return schedule_reconnect();
-        if (c->err != 0 || !hiredis_asio_binding::attach(c, strand_)) {
-            redisAsyncFree(c);
-            return schedule_reconnect();
-        }
-        c->data = this;
-        context_ = c;
-        redisAsyncSetDisconnectCallback(c, &redis_session_core::on_disconnect);
-        redisAsyncSetConnectCallback(c, &redis_session_core::on_connect);
+        if (closed_ || link_ != link_state::down) return;
+        replies_.reset();
+        reader_ = replies_.create_reader();
+        if (reader_ == nullptr) return schedule_reconnect();
+        link_ = link_state::connecting;
+        socket_ = asio::ip::tcp::socket(strand_);
+        const auto generation = generation_;
+        // Commands may be queued while connecting; these lead.
         if (!options_.password.empty()) command({"AUTH", options_.password}, [](std::error_code, redisReply*) {});
         if (options_.database != 0)
             command({"SELECT", std::to_string(options_.database)}, [](std::error_code, redisReply*) {});
-    }
-
-    static void on_connect(const redisAsyncContext* context, int status) {
-        auto* self = static_cast<redis_session_core*>(context->data);
-        if (context != self->context_) return;
-        if (status == REDIS_OK) {
-            self->connected_.store(true, std::memory_order_relaxed);
-            self->backoff_ = self->options_.reconnect_delay_min;
-            return;
+        auto connected = [self = shared_from_this(), generation](const std::error_code& ec, const auto&) {
+            if (generation != self->generation_) return;
+            if (ec) return self->lose_connection();
+            self->on_connected();
+        };
+        std::error_code not_an_address;
+        const auto address = asio::ip::make_address(options_.host, not_an_address);
+        if (!not_an_address) {
+            const std::array<asio::ip::tcp::endpoint, 1> endpoints{
+                asio::ip::tcp::endpoint(address, static_cast<unsigned short>(options_.port))};
+            return asio::async_connect(socket_, endpoints, std::move(connected));
         }
-        // hiredis frees the context after this callback.
-        self->context_ = nullptr;
-        self->schedule_reconnect();
+        resolver_.async_resolve(options_.host, std::to_string(options_.port),
+                                [self = shared_from_this(), generation, connected = std::move(connected)](
+                                    const std::error_code& ec, asio::ip::tcp::resolver::results_type results) mutable {
+                                    if (generation != self->generation_) return;
+                                    if (ec) return self->lose_connection();
+                                    asio::async_connect(self->socket_, results, std::move(connected));
+                                });
     }
 
-    static void on_disconnect(const redisAsyncContext* context, int) {
-        auto* self = static_cast<redis_session_core*>(context->data);
-        if (context != self->context_) return;  // we dropped it ourselves
-        self->context_ = nullptr;
-        self->connected_.store(false, std::memory_order_relaxed);
-        self->schedule_reconnect();
+    void on_connected() {
+        std::error_code ignored;
+        socket_.set_option(asio::ip::tcp::no_delay(true), ignored);  // commands are batched already
+        link_ = link_state::up;
+        connected_.store(true, std::memory_order_relaxed);
+        backoff_ = options_.reconnect_delay_min;
+        start_read();
+        flush();
     }
 
     void schedule_reconnect() {
@@ -580,13 +874,27 @@ private:
         });
     }
 
+    enum class link_state : unsigned char { down, connecting, up };
+
     strand_type strand_;
     redis_session_store_options options_;
     asio::steady_timer timeout_timer_;
     asio::steady_timer reconnect_timer_;
+    asio::ip::tcp::socket socket_;
+    asio::ip::tcp::resolver resolver_;
     std::chrono::milliseconds backoff_;
-    redisAsyncContext* context_ = nullptr;
-    std::deque<std::unique_ptr<pending_command>> pending_;
+    link_state link_ = link_state::down;
+    std::uint64_t generation_ = 0;  // of the link; handlers of an older one do nothing
+    reply_arena replies_;           // where reader_ builds replies
+    redisReader* reader_ = nullptr;
+    std::unique_ptr<char[]> read_buffer_;
+    command_ring<pending_command> pending_;  // sent or queued, oldest first
+    std::string out_;                       // commands formatted, not yet written
+    std::string writing_;                   // commands being written
+    std::size_t command_start_ = 0;         // in out_, of the command being formatted
+    bool write_in_flight_ = false;
+    bool flush_scheduled_ = false;
+    std::string idle_timeout_text_;  // touch's PX argument, formatted once
     bool timeout_armed_ = false;
     bool closed_ = false;
     std::atomic<bool> connected_{false};
@@ -622,13 +930,13 @@ public:
         });
     }
     void load(std::string_view session_id, completion<session::session_record> done) override {
-        run([id = std::string(session_id), done = std::move(done)](detail::redis_session_core& c) mutable {
-            c.load(std::move(id), std::move(done));
+        run([id = id_copy(session_id), done = std::move(done)](detail::redis_session_core& c) mutable {
+            c.load(id.view(), std::move(done));
         });
     }
     void touch(std::string_view session_id, done_completion done) override {
-        run([id = std::string(session_id), done = std::move(done)](detail::redis_session_core& c) mutable {
-            c.touch(std::move(id), std::move(done));
+        run([id = id_copy(session_id), done = std::move(done)](detail::redis_session_core& c) mutable {
+            c.touch(id.view(), std::move(done));
         });
     }
     void update(session::session_record record, completion<session::session_record> done) override {
@@ -664,6 +972,21 @@ public:
     }
 
 private:
+    /// A session id argument kept inline (the hot operations allocate no
+    /// string for it); anything longer than an id stays recognisably invalid.
+    class id_copy {
+    public:
+        explicit id_copy(std::string_view id) noexcept
+            : size_(static_cast<std::uint8_t>(std::min(id.size(), chars_.size()))) {
+            std::memcpy(chars_.data(), id.data(), size_);
+        }
+        std::string_view view() const noexcept { return {chars_.data(), size_}; }
+
+    private:
+        std::array<char, detail::session_id_size + 1> chars_{};
+        std::uint8_t size_;
+    };
+
     template <class Operation>
     void run(Operation&& op) {
         asio::dispatch(core_->strand(), [core = core_, op = std::forward<Operation>(op)]() mutable { op(*core); });

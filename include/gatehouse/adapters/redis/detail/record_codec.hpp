@@ -19,6 +19,7 @@
 #include <gatehouse/session/session.hpp>
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -78,21 +79,35 @@ inline std::string encode_record(const session::session_record& r) {
     return out;
 }
 
+/// Value of each lowercase hex digit; 0x80 marks every other byte.
+inline constexpr std::array<unsigned char, 256> hex_digit_values = [] {
+    std::array<unsigned char, 256> table{};
+    for (auto& v : table) v = 0x80;
+    for (int c = '0'; c <= '9'; ++c) table[static_cast<std::size_t>(c)] = static_cast<unsigned char>(c - '0');
+    for (int c = 'a'; c <= 'f'; ++c) table[static_cast<std::size_t>(c)] = static_cast<unsigned char>(c - 'a' + 10);
+    return table;
+}();
+
 class record_reader {
 public:
     explicit record_reader(std::string_view in) noexcept : in_(in) {}
 
     bool hex(int digits, std::uint64_t& v) noexcept {
         if (in_.size() - pos_ < static_cast<std::size_t>(digits)) return false;
-        v = 0;
+        // Records are decoded on every load: a table, and one check for the
+        // whole field (an invalid digit sets the high bit), instead of a
+        // branch per digit.
+        std::uint64_t value = 0;
+        unsigned invalid = 0;
+        const auto* p = reinterpret_cast<const unsigned char*>(in_.data() + pos_);
         for (int i = 0; i < digits; ++i) {
-            const char c = in_[pos_++];
-            int d;
-            if (c >= '0' && c <= '9') d = c - '0';
-            else if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
-            else return false;
-            v = (v << 4) | static_cast<std::uint64_t>(d);
+            const unsigned d = hex_digit_values[p[i]];
+            invalid |= d;
+            value = (value << 4) | (d & 0xf);
         }
+        if (invalid & 0x80) return false;
+        pos_ += static_cast<std::size_t>(digits);
+        v = value;
         return true;
     }
 
