@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds every libFuzzer target (tests/fuzz/fuzz_*.cpp) with clang, ASan and
 # UBSan, and runs each for FUZZ_SECONDS (default 20) from a scratch copy of
-# its seed corpus. Fails on the first crash, leak or sanitizer report.
+# its seed corpus, FUZZ_JOBS (default: the number of cores) fuzzers at a
+# time, each on one core. Fails on a crash, leak or sanitizer report.
 #   scripts/fuzz.sh                 all fuzzers
 #   scripts/fuzz.sh fuzz_frame      one of them
 #   FUZZ_SECONDS=600 scripts/fuzz.sh fuzz_frame   a longer run by hand
@@ -26,24 +27,48 @@ fi
 
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
-for name in "${fuzzers[@]}"; do
-    corpus="$scratch/$name"
+jobs=${FUZZ_JOBS:-$(nproc)}
+
+# run_one <name>: one fuzzer from a scratch copy of its corpus; its output in
+# $scratch/<name>.log, its exit status in $scratch/<name>.rc.
+run_one() {
+    local name=$1 corpus="$scratch/$1" rc
     mkdir -p "$corpus"
     if [ -d "tests/fuzz/corpus/$name" ]; then cp -r "tests/fuzz/corpus/$name/." "$corpus/"; fi
-    echo "== $name: ${seconds}s"
-    log="$scratch/$name.log"
+    mkdir -p "$scratch/$name.artifacts"
     set +e
-    (cd "$scratch" && "$OLDPWD/$build_dir/tests/fuzz/$name" -max_total_time="$seconds" -timeout=10 \
-        -rss_limit_mb=2048 -artifact_prefix="$scratch/" "$corpus" >"$log" 2>&1)
+    (cd "$scratch" && "$root/$build_dir/tests/fuzz/$name" -max_total_time="$seconds" -timeout=10 \
+        -rss_limit_mb=2048 -artifact_prefix="$scratch/$name.artifacts/" "$corpus" >"$scratch/$name.log" 2>&1)
     rc=$?
     set -e
-    grep -E "^Done [0-9]+ runs" "$log" || true
-    if [ $rc -ne 0 ]; then
+    echo $rc >"$scratch/$name.rc"
+}
+
+root=$(pwd)
+echo "fuzz: ${#fuzzers[@]} fuzzer(s), ${seconds}s each, $jobs at a time"
+running=0
+for name in "${fuzzers[@]}"; do
+    if [ "$running" -ge "$jobs" ]; then wait -n; running=$((running - 1)); fi
+    run_one "$name" &
+    running=$((running + 1))
+done
+wait
+
+failed=0
+for name in "${fuzzers[@]}"; do
+    rc=$(cat "$scratch/$name.rc")
+    echo "== $name: ${seconds}s"
+    grep -E "^Done [0-9]+ runs" "$scratch/$name.log" || true
+    if [ "$rc" -ne 0 ]; then
         echo "fuzz: $name failed (exit $rc):" >&2
-        tail -n 60 "$log" >&2
+        tail -n 60 "$scratch/$name.log" >&2
         mkdir -p fuzz-artifacts
-        cp "$scratch"/crash-* "$scratch"/leak-* "$scratch"/timeout-* "$scratch"/oom-* fuzz-artifacts/ 2>/dev/null || true
-        exit 1
+        cp "$scratch/$name.artifacts"/* fuzz-artifacts/ 2>/dev/null || true
+        failed=$((failed + 1))
     fi
 done
+if [ "$failed" -ne 0 ]; then
+    echo "fuzz: $failed fuzzer(s) failed; their inputs are in fuzz-artifacts/" >&2
+    exit 1
+fi
 echo "fuzz: ${#fuzzers[@]} fuzzer(s) ran ${seconds}s each without a finding"
