@@ -111,6 +111,9 @@ inline s::gateway_options default_options() {
     o.connect_burst = 1000;
     o.refresh_endpoint = false;  // keeps manifests to the test's own endpoints
     o.ping_interval = std::chrono::milliseconds(0);
+    // A session ends with its connection unless a test asks for parking
+    // (test_reconnect_queue.cpp): the library's default parks dropped sessions.
+    o.reconnect_queue_max_bytes = 0;
     return o;
 }
 
@@ -164,6 +167,8 @@ struct harness {
 
     /// Runs the io_context on `n` background threads (multi-threaded tests).
     void start_threads(std::size_t n) {
+        // After single-threaded driving ran out of work the context is stopped.
+        if (io.stopped()) io.restart();
         guard.emplace(io.get_executor());
         for (std::size_t i = 0; i < n; ++i) threads.emplace_back([this] { io.run(); });
     }

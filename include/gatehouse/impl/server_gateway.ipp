@@ -13,12 +13,16 @@
 #include <gatehouse/server/gateway.hpp>
 #include <gatehouse/session/session.hpp>
 
+#include <openssl/rand.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <deque>
 #include <mutex>
+#include <iterator>
 #include <optional>
+#include <random>
 #include <stdexcept>
 #include <string>
 #include <unordered_map>
@@ -44,11 +48,14 @@ struct token_bucket {
     bool take(double capacity, double per_second, steady::time_point now) noexcept {
         if (last == steady::time_point{}) {
             tokens = capacity;
-        } else {
+        } else if (now > last) {
+            // A caller that read the clock before another one took the
+            // bucket arrives with an earlier `now`: no refill, and `last`
+            // stays (a negative interval would take tokens away).
             const double elapsed = std::chrono::duration<double>(now - last).count();
             tokens = std::min(capacity, tokens + elapsed * per_second);
         }
-        last = now;
+        if (now > last) last = now;
         if (tokens < 1.0) return false;
         tokens -= 1.0;
         return true;
@@ -60,8 +67,8 @@ struct token_bucket {
 class connect_rate_limiter {
 public:
     bool allow(std::string_view address, double capacity, double per_second) {
-        const auto now = steady::now();
         std::lock_guard<std::mutex> lock(mutex_);
+        const auto now = steady::now();
         if (buckets_.size() >= max_tracked_addresses) prune(capacity, per_second, now);
         return buckets_[std::string(address)].take(capacity, per_second, now);
     }
@@ -97,6 +104,135 @@ struct validation_slot {
 };
 
 class gateway_core;
+
+/// An event on its way to a session: pushed frames are shared by every
+/// target; `sequence` is the push order (assigned under the registry lock),
+/// which queues keep across a reconnection.
+struct queued_event {
+    std::uint64_t sequence = 0;
+    steady::time_point pushed_at{};
+    std::shared_ptr<const std::string> frame;
+    bool replayed = false;  ///< held for a parked session
+};
+
+/// Events ordered by push sequence, with their total size.
+class event_queue {
+public:
+    event_queue() = default;
+    event_queue(event_queue&& other) noexcept
+        : events_(std::move(other.events_)), bytes_(std::exchange(other.bytes_, 0)) {
+        other.events_.clear();
+    }
+    event_queue& operator=(event_queue&& other) noexcept {
+        events_ = std::move(other.events_);
+        bytes_ = std::exchange(other.bytes_, 0);
+        other.events_.clear();
+        return *this;
+    }
+    event_queue(const event_queue&) = delete;
+    event_queue& operator=(const event_queue&) = delete;
+
+    /// Inserts in sequence order (late arrivals are rare and land near the back).
+    void insert(queued_event event) {
+        bytes_ += event.frame->size();
+        auto at = events_.end();
+        while (at != events_.begin() && std::prev(at)->sequence > event.sequence) --at;
+        events_.insert(at, std::move(event));
+    }
+    queued_event pop_front() {
+        queued_event front = std::move(events_.front());
+        events_.pop_front();
+        bytes_ -= front.frame->size();
+        return front;
+    }
+    bool empty() const noexcept { return events_.empty(); }
+    std::size_t size() const noexcept { return events_.size(); }
+    std::size_t bytes() const noexcept { return bytes_; }
+    const queued_event& front() const { return events_.front(); }
+    void clear() noexcept {
+        events_.clear();
+        bytes_ = 0;
+    }
+
+private:
+    std::deque<queued_event> events_;
+    std::size_t bytes_ = 0;
+};
+
+/// A session whose connection ended while its client may come back
+/// (§13.4): kept, with its groups and account, for reconnect_window.
+/// Guarded by the registry mutex.
+struct parked_session {
+    std::string session_id;
+    std::string account_id;
+    std::string token_id;     ///< for revocation by token id
+    std::string session_key;  ///< for revocation by session key
+    steady::time_point until{};
+    event_queue queue;
+    std::uint64_t dropped = 0;
+    /// The ended connection's transport object: its timers still run on the
+    /// I/O context (the core has no executor of its own).
+    std::shared_ptr<transport_connection> timers;
+    steady::time_point next_wake{};
+};
+
+/// The host's side of one server-to-client request. Completed exactly once:
+/// the destructor reports not_running when nothing else did (the transport
+/// dropped the posted work, or the connection state died with it pending).
+class client_call final {
+public:
+    explicit client_call(client_call_handler done) noexcept : done_(std::move(done)) {}
+    client_call(const client_call&) = delete;
+    client_call& operator=(const client_call&) = delete;
+    ~client_call() { complete(server_errc::not_running, {}); }
+
+    /// False if it was completed before.
+    bool complete(std::error_code ec, client_reply reply) noexcept {
+        if (finished_) return false;
+        finished_ = true;
+        auto done = std::move(done_);
+        done_ = nullptr;
+        if (!done) return true;
+        try {
+            done(ec, std::move(reply));
+        } catch (...) {
+            threw = true;
+        }
+        return true;
+    }
+    bool threw = false;
+
+private:
+    client_call_handler done_;
+    bool finished_ = false;
+};
+
+/// Fills `out` from OpenSSL's CSPRNG. Peer GUIDs and server-to-client message
+/// ids must not be predictable from ids the client has seen.
+inline void secure_random(std::uint8_t* out, std::size_t size) {
+    if (RAND_bytes(out, static_cast<int>(size)) == 1) return;
+    // Only when the CSPRNG is unusable (it never is on a supported system).
+    static thread_local std::mt19937_64 fallback{std::random_device{}()};
+    for (std::size_t i = 0; i < size; ++i) out[i] = static_cast<std::uint8_t>(fallback());
+}
+
+inline protocol::guid random_peer_guid() {
+    protocol::guid g;
+    do {
+        secure_random(g.bytes.data(), g.bytes.size());
+        g.bytes[6] = static_cast<std::uint8_t>((g.bytes[6] & 0x0f) | 0x40);
+        g.bytes[8] = static_cast<std::uint8_t>((g.bytes[8] & 0x3f) | 0x80);
+    } while (g.is_nil() || g.is_broadcast());
+    return g;
+}
+
+/// Who a session is, for revocation matching (live or parked).
+struct session_keys {
+    const std::string& session_id;
+    const std::string& account_id;
+    const std::string& token_id;
+    const std::string& session_key;
+};
 
 /// One request handed to a handler: the gateway's side of its responder.
 class pending_call final : public routing::detail::call_completion,
@@ -141,22 +277,55 @@ public:
     }
 
     /// Registers an attached session; returns the connection it replaces (if
-    /// any) through `replaced`. False when the account is at its cap.
+    /// any) through `replaced`; when the session was parked, sets `resumed`
+    /// and hands over the events queued for it. False when the account is at
+    /// its cap.
     bool register_session(const std::shared_ptr<connection_state>& connection,
-                          std::shared_ptr<connection_state>& replaced);
-    void unregister(const connection_state& connection);
+                          std::shared_ptr<connection_state>& replaced, bool& resumed, event_queue& queued);
+    /// The connection is gone: the session leaves the registry, or is parked
+    /// when `park` (with `held`, the events it could not send).
+    void unregister(connection_state& connection, bool park, event_queue held);
     std::shared_ptr<connection_state> find_session(std::string_view session_id) const;
     std::size_t account_sessions(const std::string& account_id, const std::string& except_session) const;
+    /// Live (not parked) sessions of an account. Registry lock held.
+    std::size_t live_account_sessions_locked(const std::string& account_id, const std::string& except) const;
 
-    /// Posts `frame` to each connection; returns how many.
-    std::size_t post_frame(const std::vector<std::shared_ptr<connection_state>>& targets,
-                           std::shared_ptr<const std::string> frame);
+    /// A pushed event with the next sequence number. Registry lock held, so
+    /// that parked queues and live connections see one push order.
+    queued_event next_event_locked(std::shared_ptr<const std::string> frame) {
+        return queued_event{++push_sequence, steady::now(), std::move(frame), false};
+    }
+    /// Adds the live connection of `session_id` to `live`, or queues `event`
+    /// when the session is parked; returns 1 for either, 0 when unknown.
+    /// Registry lock held.
+    std::size_t target_locked(const std::string& session_id, const queued_event& event,
+                              std::vector<std::shared_ptr<connection_state>>& live);
+    /// An event a connection could not send (it closed): to the session's
+    /// parked queue or its live successor, else dropped.
+    void reroute_event(const std::string& session_id, const connection_state* from, queued_event event);
+    /// Queues `event` for a parked session. Registry lock held.
+    void queue_parked_locked(parked_session& parked, queued_event event, steady::time_point now);
+    /// Drops events older than reconnect_queue_max_age. Registry lock held.
+    void prune_parked_locked(parked_session& parked, steady::time_point now);
+    /// Forgets a parked session: its queue, groups and account. Registry lock held.
+    void forget_parked_locked(std::unordered_map<std::string, parked_session>::iterator it);
+    void forget_session_locked(const std::string& session_id, const std::string& account_id);
+    /// Arms the parked session's timer for `wake`, if earlier than the armed one.
+    void arm_parked_locked(parked_session& parked, steady::time_point wake);
+    void parked_timer(const std::string& session_id, steady::time_point wake);
+
     /// Posts a close to every open connection (shutdown).
     void close_all(std::uint16_t code, std::string_view reason);
     /// Posts 4002 "kicked" to every attached connection `matches` selects
-    /// (called under the registry lock); returns how many.
+    /// and forgets every parked session it selects (the predicate gets
+    /// session_keys and runs under the registry lock); returns how many.
     template <class Predicate>
     std::size_t kick(Predicate matches);
+
+    // --- peers (§12) ---
+    void add_peer(const protocol::guid& peer, const std::shared_ptr<connection_state>& connection);
+    void remove_peer(const protocol::guid& peer, const connection_state* connection);
+    std::shared_ptr<connection_state> find_peer(const protocol::guid& peer) const;
 
     /// Guarded by registry_mutex.
     auth::revocation_subscription revocation_watch;
@@ -173,12 +342,28 @@ public:
     std::atomic<std::uint64_t> next_connection_id{1};
     std::atomic<bool> stopping{false};
 
+    std::atomic<std::uint64_t> queued_events_dropped{0};
+    std::atomic<std::uint64_t> queued_events_delivered{0};
+    std::atomic<std::uint64_t> sessions_resumed{0};
+    std::atomic<std::uint64_t> sessions_expired{0};
+    std::atomic<std::size_t> client_calls_pending{0};
+    std::atomic<std::uint64_t> client_calls_timed_out{0};
+    std::atomic<std::uint64_t> responses_unmatched{0};
+    std::atomic<std::uint64_t> peer_messages_forwarded{0};
+
     mutable std::mutex registry_mutex;
     std::unordered_map<std::string, std::shared_ptr<connection_state>> sessions;
     std::unordered_map<std::string, std::unordered_set<std::string>> accounts;
     std::unordered_map<std::string, std::unordered_set<std::string>> groups;
     std::unordered_map<std::string, std::unordered_set<std::string>> session_groups;
     std::unordered_map<std::uint64_t, std::weak_ptr<connection_state>> open_connections;
+    std::unordered_map<std::string, parked_session> parked;
+    std::size_t parked_bytes = 0;   ///< queued for all parked sessions
+    std::size_t parked_events = 0;
+    std::uint64_t push_sequence = 0;
+
+    mutable std::mutex peers_mutex;
+    std::unordered_map<protocol::guid, std::weak_ptr<connection_state>> peers;
 
 private:
     connect_rate_limiter connect_limiter_;
@@ -192,6 +377,9 @@ public:
 
     connection_state(std::shared_ptr<gateway_core> core, std::uint64_t id, std::string remote)
         : core_(std::move(core)), id_(id), remote_(std::move(remote)) {}
+    ~connection_state();
+    connection_state(const connection_state&) = delete;
+    connection_state& operator=(const connection_state&) = delete;
 
     // --- set during the upgrade, before the transport knows the connection ---
     auth::identity identity;
@@ -225,6 +413,29 @@ public:
     void refreshed(auth::identity fresh);
     void change_permissions(std::vector<std::string> roles, std::vector<std::string> permissions,
                             const std::string& reason);
+
+    /// A pushed event: sent, or held until the manifest has gone out (so
+    /// that it follows the manifest and any replayed events), or, once the
+    /// connection is closing, kept for the session's next connection.
+    void deliver_event(queued_event event);
+    /// gateway::disconnect: notification (with a reconnection token when the
+    /// client may come back), then close.
+    void disconnect_by_host(std::uint16_t code, const std::string& reason);
+    /// Whether the session should be parked now that the connection ended
+    /// with `peer_code` (the peer's close code, 1006 when none).
+    bool parkable(std::uint16_t peer_code) const noexcept;
+    /// Events held back (connection executor; the connection is closed).
+    event_queue take_held() noexcept { return std::move(held_); }
+
+    // --- server-to-client requests (§12.3) ---
+    void start_client_call(std::shared_ptr<client_call> call, const client_call_options& options, std::string payload);
+
+    // --- peers (§12) ---
+    /// Sends a peer frame forwarded from another connection; false when this
+    /// connection can no longer take it.
+    bool accept_peer_frame(protocol::bytes_view bytes);
+    /// The sender's side of a forwarded peer message: acknowledge or 31.
+    void peer_result(const protocol::request_header& header, const protocol::guid& target, bool delivered);
 
     /// Runs `fn(connection)` on the connection's executor.
     template <class F>
@@ -260,6 +471,14 @@ private:
     void schedule_ping();
     void schedule_expiry();
     void send_notification(std::string_view reason, const session::reconnect_token* token);
+    void reply_code(const protocol::request_header& request, protocol::response_code code,
+                    protocol::bytes_view payload = {});
+    void flush_held();
+    bool complete_client_call(const protocol::frame_view& frame);
+    void client_call_timed_out(std::uint64_t message_id);
+    void fail_client_calls(std::error_code ec);
+    void finish_client_call(const std::shared_ptr<client_call>& call, std::error_code ec, client_reply reply);
+    void route_peer(const protocol::frame_view& frame, protocol::bytes_view bytes);
 
     std::shared_ptr<gateway_core> core_;
     const std::uint64_t id_;
@@ -287,6 +506,15 @@ private:
     std::optional<std::chrono::system_clock::time_point> token_expiry_;
     std::uint64_t expiry_generation_ = 0;
     std::string reply_buffer_;
+
+    /// Events waiting for the manifest, or for the next connection.
+    event_queue held_;
+    bool manifest_sent_ = false;
+    /// The close code this side sent (0: none; the peer closed or vanished).
+    std::uint16_t server_close_code_ = 0;
+    std::unordered_map<std::uint64_t, std::shared_ptr<client_call>> client_calls_;
+    protocol::guid peer_guid_{};
+    bool has_peer_ = false;
 };
 
 // ---------------------------------------------------------------------------
@@ -514,75 +742,288 @@ inline void gateway_core::on_message(const std::shared_ptr<transport_connection>
     if (connection) connection->on_frame(kind, bytes);
 }
 
-inline void gateway_core::on_close(const std::shared_ptr<transport_connection>& t, std::uint16_t) {
+inline void gateway_core::on_close(const std::shared_ptr<transport_connection>& t, std::uint16_t code) {
     auto* connection = static_cast<connection_state*>(t->context());
     if (!connection) return;
+    const bool park = connection->parkable(code) && options.reconnect_queue_max_bytes > 0 &&
+                      !stopping.load(std::memory_order_acquire);
     connection->on_closed();
     {
         std::lock_guard<std::mutex> lock(registry_mutex);
         open_connections.erase(connection->id());
     }
-    unregister(*connection);
+    unregister(*connection, park, connection->take_held());
     connections.fetch_sub(1, std::memory_order_acq_rel);
+}
+
+inline std::size_t gateway_core::live_account_sessions_locked(const std::string& account_id,
+                                                              const std::string& except) const {
+    const auto it = accounts.find(account_id);
+    if (it == accounts.end()) return 0;
+    std::size_t live = 0;
+    for (const auto& sid : it->second)
+        if (sid != except && sessions.count(sid) != 0) ++live;
+    return live;
 }
 
 inline std::size_t gateway_core::account_sessions(const std::string& account_id, const std::string& except) const {
     std::lock_guard<std::mutex> lock(registry_mutex);
-    const auto it = accounts.find(account_id);
-    if (it == accounts.end()) return 0;
-    return it->second.size() - (except.empty() ? 0 : it->second.count(except));
+    return live_account_sessions_locked(account_id, except);
 }
 
 inline bool gateway_core::register_session(const std::shared_ptr<connection_state>& connection,
-                                           std::shared_ptr<connection_state>& replaced) {
+                                           std::shared_ptr<connection_state>& replaced, bool& resumed,
+                                           event_queue& queued) {
     std::lock_guard<std::mutex> lock(registry_mutex);
-    auto& account = accounts[connection->account_id];
-    if (account.count(connection->session_id) == 0 && account.size() >= options.max_sessions_per_account) {
-        if (account.empty()) accounts.erase(connection->account_id);
+    // Parked sessions of the account do not count: their clients are away.
+    if (live_account_sessions_locked(connection->account_id, connection->session_id) >=
+        options.max_sessions_per_account)
         return false;
-    }
     auto& slot = sessions[connection->session_id];
     if (slot && slot != connection) replaced = std::move(slot);
     slot = connection;
-    account.insert(connection->session_id);
+    accounts[connection->account_id].insert(connection->session_id);
+    const auto was_parked = parked.find(connection->session_id);
+    if (was_parked != parked.end()) {
+        // The session comes back: its groups and account never left it.
+        auto& queue = was_parked->second.queue;
+        prune_parked_locked(was_parked->second, steady::now());
+        parked_bytes -= queue.bytes();
+        parked_events -= queue.size();
+        queued = std::move(queue);
+        parked.erase(was_parked);
+        resumed = true;
+        sessions_resumed.fetch_add(1, std::memory_order_relaxed);
+        log(log_level::debug, "parked session resumed by a reconnection with " + std::to_string(queued.size()) +
+                                  " queued events");
+    }
     return true;
 }
 
-inline void gateway_core::unregister(const connection_state& connection) {
-    if (connection.session_id.empty()) return;
-    std::lock_guard<std::mutex> lock(registry_mutex);
-    const auto it = sessions.find(connection.session_id);
-    // A replaced connection leaves the session (and its groups) to its successor.
-    if (it == sessions.end() || it->second.get() != &connection) return;
-    sessions.erase(it);
-    const auto account = accounts.find(connection.account_id);
+inline void gateway_core::forget_session_locked(const std::string& session_id, const std::string& account_id) {
+    const auto account = accounts.find(account_id);
     if (account != accounts.end()) {
-        account->second.erase(connection.session_id);
+        account->second.erase(session_id);
         if (account->second.empty()) accounts.erase(account);
     }
-    const auto memberships = session_groups.find(connection.session_id);
+    const auto memberships = session_groups.find(session_id);
     if (memberships != session_groups.end()) {
         for (const auto& name : memberships->second) {
             const auto group = groups.find(name);
             if (group == groups.end()) continue;
-            group->second.erase(connection.session_id);
+            group->second.erase(session_id);
             if (group->second.empty()) groups.erase(group);
         }
         session_groups.erase(memberships);
     }
 }
 
+inline void gateway_core::unregister(connection_state& connection, bool park, event_queue held) {
+    if (connection.session_id.empty()) return;
+    std::shared_ptr<connection_state> successor;
+    {
+        std::lock_guard<std::mutex> lock(registry_mutex);
+        const auto it = sessions.find(connection.session_id);
+        if (it == sessions.end() || it->second.get() != &connection) {
+            // A replaced connection leaves the session (and its groups) to its
+            // successor, which also gets what this one could not send.
+            if (it != sessions.end()) successor = it->second;
+        } else {
+            sessions.erase(it);
+            if (!park) {
+                forget_session_locked(connection.session_id, connection.account_id);
+            } else {
+                const auto now = steady::now();
+                auto& entry = parked[connection.session_id];
+                entry = parked_session{};
+                entry.session_id = connection.session_id;
+                entry.account_id = connection.account_id;
+                entry.token_id = connection.identity.token_id;
+                entry.session_key = connection.identity.session_key;
+                entry.until = now + options.reconnect_window;
+                entry.timers = connection.transport;
+                while (!held.empty()) {
+                    auto event = held.pop_front();
+                    event.replayed = true;
+                    queue_parked_locked(entry, std::move(event), now);
+                }
+                log(log_level::debug, "session parked for reconnection with " + std::to_string(entry.queue.size()) +
+                                          " queued events");
+                arm_parked_locked(entry, entry.queue.empty()
+                                             ? entry.until
+                                             : std::min(entry.until, entry.queue.front().pushed_at +
+                                                                         options.reconnect_queue_max_age));
+                return;
+            }
+        }
+    }
+    if (!held.empty() && successor) {
+        auto events = std::make_shared<event_queue>(std::move(held));
+        connection_state::post(successor, [events](connection_state& c) {
+            while (!events->empty()) c.deliver_event(events->pop_front());
+        });
+    } else if (!held.empty()) {
+        queued_events_dropped.fetch_add(held.size(), std::memory_order_relaxed);
+    }
+}
+
+inline void gateway_core::prune_parked_locked(parked_session& entry, steady::time_point now) {
+    const auto cutoff = now - options.reconnect_queue_max_age;
+    std::size_t dropped = 0;
+    while (!entry.queue.empty() && entry.queue.front().pushed_at < cutoff) {
+        const auto size = entry.queue.front().frame->size();
+        entry.queue.pop_front();
+        parked_bytes -= size;
+        --parked_events;
+        ++dropped;
+    }
+    if (dropped) {
+        entry.dropped += dropped;
+        queued_events_dropped.fetch_add(dropped, std::memory_order_relaxed);
+    }
+}
+
+inline void gateway_core::queue_parked_locked(parked_session& entry, queued_event event, steady::time_point now) {
+    prune_parked_locked(entry, now);
+    const auto size = event.frame->size();
+    const auto drop = [&](std::size_t n) {
+        if (entry.dropped == 0)
+            log(log_level::debug, "reconnection queue of a parked session is full; dropping events");
+        entry.dropped += n;
+        queued_events_dropped.fetch_add(n, std::memory_order_relaxed);
+    };
+    if (now - event.pushed_at > options.reconnect_queue_max_age || size > options.reconnect_queue_max_bytes) {
+        drop(1);
+        return;
+    }
+    // Per session: evict the oldest (the newest state matters most to a game
+    // client). Per node: refuse the newcomer rather than steal from others.
+    std::size_t evicted = 0;
+    while (!entry.queue.empty() && (entry.queue.bytes() + size > options.reconnect_queue_max_bytes ||
+                                    entry.queue.size() >= options.reconnect_queue_max_events)) {
+        const auto old = entry.queue.front().frame->size();
+        entry.queue.pop_front();
+        parked_bytes -= old;
+        --parked_events;
+        ++evicted;
+    }
+    if (evicted) drop(evicted);
+    if (parked_bytes + size > options.reconnect_queue_total_bytes) {
+        drop(1);
+        return;
+    }
+    const bool was_empty = entry.queue.empty();
+    event.replayed = true;
+    entry.queue.insert(std::move(event));
+    parked_bytes += size;
+    ++parked_events;
+    // Aged-out events are freed by a timer too, not only when touched.
+    if (was_empty) arm_parked_locked(entry, std::min(entry.until, entry.queue.front().pushed_at +
+                                                                   options.reconnect_queue_max_age));
+}
+
+inline void gateway_core::arm_parked_locked(parked_session& entry, steady::time_point wake) {
+    if (entry.next_wake != steady::time_point{} && entry.next_wake <= wake) return;
+    entry.next_wake = wake;
+    if (!entry.timers) return;
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(wake - steady::now()).count();
+    // post_after takes 32-bit milliseconds: far wakes re-arm in steps.
+    const auto delay = static_cast<std::uint32_t>(std::clamp<std::int64_t>(left + 1, 1, 24LL * 3600 * 1000));
+    std::weak_ptr<gateway_core> weak = weak_from_this();
+    entry.timers->post_after(delay, [weak, session_id = entry.session_id, wake] {
+        if (auto core = weak.lock()) core->parked_timer(session_id, wake);
+    });
+}
+
+inline void gateway_core::parked_timer(const std::string& session_id, steady::time_point wake) {
+    std::lock_guard<std::mutex> lock(registry_mutex);
+    const auto it = parked.find(session_id);
+    // Another timer took over, or the session is gone or back.
+    if (it == parked.end() || it->second.next_wake != wake) return;
+    auto& entry = it->second;
+    entry.next_wake = {};
+    const auto now = steady::now();
+    if (now >= entry.until) {
+        sessions_expired.fetch_add(1, std::memory_order_relaxed);
+        const auto left = entry.queue.size();
+        queued_events_dropped.fetch_add(left, std::memory_order_relaxed);
+        log(log_level::debug, "parked session expired without reconnection; " +
+                                  std::to_string(entry.dropped + left) + " events dropped");
+        forget_parked_locked(it);
+        return;
+    }
+    prune_parked_locked(entry, now);
+    arm_parked_locked(entry, entry.queue.empty() ? entry.until
+                                                 : std::min(entry.until, entry.queue.front().pushed_at +
+                                                                             options.reconnect_queue_max_age));
+}
+
+inline void gateway_core::forget_parked_locked(std::unordered_map<std::string, parked_session>::iterator it) {
+    parked_bytes -= it->second.queue.bytes();
+    parked_events -= it->second.queue.size();
+    // Nobody else may hold this session now: it has no connection.
+    if (sessions.count(it->first) == 0) forget_session_locked(it->first, it->second.account_id);
+    parked.erase(it);
+}
+
+inline std::size_t gateway_core::target_locked(const std::string& session_id, const queued_event& event,
+                                               std::vector<std::shared_ptr<connection_state>>& live) {
+    const auto connected = sessions.find(session_id);
+    if (connected != sessions.end()) {
+        live.push_back(connected->second);
+        return 1;
+    }
+    const auto waiting = parked.find(session_id);
+    if (waiting == parked.end()) return 0;
+    queue_parked_locked(waiting->second, event, steady::now());
+    return 1;
+}
+
+inline void gateway_core::reroute_event(const std::string& session_id, const connection_state* from,
+                                        queued_event event) {
+    std::shared_ptr<connection_state> successor;
+    {
+        std::lock_guard<std::mutex> lock(registry_mutex);
+        const auto waiting = parked.find(session_id);
+        if (waiting != parked.end()) {
+            queue_parked_locked(waiting->second, std::move(event), steady::now());
+            return;
+        }
+        const auto live = sessions.find(session_id);
+        if (live != sessions.end() && live->second.get() != from) successor = live->second;
+    }
+    if (!successor) {
+        queued_events_dropped.fetch_add(1, std::memory_order_relaxed);
+        return;
+    }
+    connection_state::post(successor, [event = std::move(event)](connection_state& c) mutable {
+        c.deliver_event(std::move(event));
+    });
+}
+
+inline void gateway_core::add_peer(const protocol::guid& peer, const std::shared_ptr<connection_state>& connection) {
+    std::lock_guard<std::mutex> lock(peers_mutex);
+    peers[peer] = connection;
+}
+
+inline void gateway_core::remove_peer(const protocol::guid& peer, const connection_state* connection) {
+    std::lock_guard<std::mutex> lock(peers_mutex);
+    const auto it = peers.find(peer);
+    if (it == peers.end()) return;
+    const auto current = it->second.lock();
+    if (!current || current.get() == connection) peers.erase(it);
+}
+
+inline std::shared_ptr<connection_state> gateway_core::find_peer(const protocol::guid& peer) const {
+    std::lock_guard<std::mutex> lock(peers_mutex);
+    const auto it = peers.find(peer);
+    return it == peers.end() ? nullptr : it->second.lock();
+}
+
 inline std::shared_ptr<connection_state> gateway_core::find_session(std::string_view session_id) const {
     std::lock_guard<std::mutex> lock(registry_mutex);
     const auto it = sessions.find(std::string(session_id));
     return it == sessions.end() ? nullptr : it->second;
-}
-
-inline std::size_t gateway_core::post_frame(const std::vector<std::shared_ptr<connection_state>>& targets,
-                                            std::shared_ptr<const std::string> frame) {
-    for (const auto& target : targets)
-        connection_state::post(target, [frame](connection_state& c) { c.send_frame(protocol::bytes_view(*frame)); });
-    return targets.size();
 }
 
 inline void gateway_core::close_all(std::uint16_t code, std::string_view reason) {
@@ -603,8 +1044,19 @@ std::size_t gateway_core::kick(Predicate matches) {
     std::vector<std::shared_ptr<connection_state>> targets;
     {
         std::lock_guard<std::mutex> lock(registry_mutex);
-        for (const auto& entry : sessions)
-            if (matches(*entry.second)) targets.push_back(entry.second);
+        for (const auto& entry : sessions) {
+            const auto& c = *entry.second;
+            if (matches(session_keys{c.session_id, c.account_id, c.identity.token_id, c.identity.session_key}))
+                targets.push_back(entry.second);
+        }
+        for (auto it = parked.begin(); it != parked.end();) {
+            const auto current = it++;
+            if (matches(session_keys{current->first, current->second.account_id, current->second.token_id,
+                                     current->second.session_key})) {
+                queued_events_dropped.fetch_add(current->second.queue.size(), std::memory_order_relaxed);
+                forget_parked_locked(current);
+            }
+        }
     }
     for (const auto& target : targets)
         connection_state::post(target, [](connection_state& c) {
@@ -771,10 +1223,20 @@ inline void connection_state::attached(session::session_record record) {
     info_ = std::move(info);
 
     std::shared_ptr<connection_state> replaced;
-    if (!core_->register_session(shared_from_this(), replaced)) {
+    bool resumed = false;
+    event_queue queued;
+    if (!core_->register_session(shared_from_this(), replaced, resumed, queued)) {
         session_id.clear();  // not registered: nothing to unregister
         close_with(4008, "too many sessions for this account");
         return;
+    }
+    // Replayed after the manifest, merged in push order with anything pushed
+    // since registration.
+    while (!queued.empty()) held_.insert(queued.pop_front());
+    if (core_->options.peer_routing) {
+        peer_guid_ = random_peer_guid();
+        has_peer_ = true;
+        core_->add_peer(peer_guid_, shared_from_this());
     }
     if (replaced)
         connection_state::post(replaced, [](connection_state& old) {
@@ -786,8 +1248,8 @@ inline void connection_state::attached(session::session_record record) {
     phase_ = phase::ready;
     token_expiry_ = identity.expires_at;
     schedule_expiry();
-    const std::string reason(reconnecting_ ? routing::manifest_reason::session_reconnected
-                                           : routing::manifest_reason::session_connected);
+    const std::string reason(reconnecting_ || resumed ? routing::manifest_reason::session_reconnected
+                                                      : routing::manifest_reason::session_connected);
     std::weak_ptr<connection_state> weak = weak_from_this();
     transport->post_after(static_cast<std::uint32_t>(o.manifest_delay.count()), [weak, reason] {
         if (auto self = weak.lock()) self->send_manifest(reason);
@@ -796,7 +1258,64 @@ inline void connection_state::attached(session::session_record record) {
 
 inline void connection_state::send_manifest(std::string_view reason) {
     if (closing_) return;
-    send_frame(routing::event_frame(routing::manifest_json(session_id, routes_, reason)));
+    std::string json = routing::manifest_json(session_id, routes_, reason);
+    if (has_peer_ && json.size() > 1 && json.back() == '}') {
+        // Relayed mode (§12.1, §15): the manifest announces this connection's
+        // peer GUID. Appended to the serialized object: manifest_json builds
+        // the rest, and the GUID text needs no escaping.
+        json.pop_back();
+        json.append(",\"peerGuid\":\"").append(peer_guid_.to_string()).append("\"}");
+    }
+    send_frame(routing::event_frame(json));
+    if (!manifest_sent_) {
+        manifest_sent_ = true;
+        flush_held();
+    }
+}
+
+inline void connection_state::flush_held() {
+    const auto cutoff = steady::now() - core_->options.reconnect_queue_max_age;
+    while (!held_.empty() && !closing_) {
+        auto event = held_.pop_front();
+        if (event.replayed && event.pushed_at < cutoff) {
+            core_->queued_events_dropped.fetch_add(1, std::memory_order_relaxed);
+            continue;
+        }
+        send_frame(protocol::bytes_view(*event.frame));
+        if (event.replayed) core_->queued_events_delivered.fetch_add(1, std::memory_order_relaxed);
+    }
+}
+
+inline void connection_state::deliver_event(queued_event event) {
+    if (phase_ == phase::closed) {
+        core_->reroute_event(session_id, this, std::move(event));
+        return;
+    }
+    if (closing_ || !manifest_sent_) {
+        // Bounded like the send queue it stands in for.
+        if (held_.bytes() + event.frame->size() > core_->options.max_send_queue_bytes) {
+            core_->queued_events_dropped.fetch_add(1, std::memory_order_relaxed);
+            return;
+        }
+        held_.insert(std::move(event));
+        return;
+    }
+    send_frame(protocol::bytes_view(*event.frame));
+}
+
+inline bool connection_state::parkable(std::uint16_t peer_code) const noexcept {
+    if (phase_ != phase::ready || session_id.empty()) return false;
+    // The client left without saying goodbye (a drop, 1001 going away...):
+    // it is likely to come back. 1000 means it is done with the session.
+    if (server_close_code_ == 0) return peer_code != 1000;
+    // Our own close: what the client will make of it (§13.2); abuse (4008)
+    // does not earn a parked session.
+    return server_close_code_ != 4008 && protocol::classify_close(server_close_code_).can_reconnect;
+}
+
+inline void connection_state::disconnect_by_host(std::uint16_t code, const std::string& reason) {
+    const auto classification = protocol::classify_close(code);
+    notify_and_close(code, reason, classification.reason, code != 4008 && classification.can_reconnect);
 }
 
 inline void connection_state::change_permissions(std::vector<std::string> roles, std::vector<std::string> permissions,
@@ -841,6 +1360,7 @@ inline void connection_state::send_frame(protocol::bytes_view bytes) {
 inline void connection_state::close_with(std::uint16_t code, std::string_view reason) {
     if (closing_) return;
     closing_ = true;
+    server_close_code_ = code;
     if (transport) transport->close(code, reason);
 }
 
@@ -916,6 +1436,9 @@ inline void connection_state::refreshed(auth::identity fresh) {
 inline void connection_state::on_closed() {
     closing_ = true;
     phase_ = phase::closed;
+    if (has_peer_) core_->remove_peer(peer_guid_, this);
+    fail_client_calls(core_->stopping.load(std::memory_order_acquire) ? server_errc::not_running
+                                                                      : server_errc::client_call_disconnected);
     channels_.clear();
     ready_.clear();
     timed_calls_.clear();
@@ -972,10 +1495,10 @@ inline void connection_state::on_frame(frame_kind kind, protocol::bytes_view byt
         core_->frames_dropped.fetch_add(1, std::memory_order_relaxed);
         return;
     }
-    // 2. A response: would answer a server-to-client request. None is
-    //    pending in this version, so nothing can match: dropped.
+    // 2. A response answers a server-to-client request (§12.3); late,
+    //    duplicate or foreign ones are dropped (and counted).
     if (frame.is_response()) {
-        core_->frames_dropped.fetch_add(1, std::memory_order_relaxed);
+        if (!complete_client_call(frame)) core_->responses_unmatched.fetch_add(1, std::memory_order_relaxed);
         return;
     }
     // Nothing is routed before the session is attached (§18).
@@ -1000,14 +1523,22 @@ inline void connection_state::on_frame(frame_kind kind, protocol::bytes_view byt
         reply_error(frame, response_code::request_error);
         return;
     }
-    // 5./6. Broadcast and peer routing: client-to-client routing is not
-    // enabled in this gateway (External mode): counted, then refused with 40.
+    // 5./6. Broadcast and peer routing (§12): counted against the rate
+    // limit, then refused with 40 unless enabled (External mode).
     if (frame.service.is_broadcast() && !is_client) {
         reply_error(frame, response_code::request_error);
         return;
     }
     if (is_client) {
-        reply_error(frame, rate_ok() ? response_code::broadcast_not_allowed : response_code::too_many_requests);
+        if (!rate_ok()) {
+            reply_error(frame, response_code::too_many_requests);
+            return;
+        }
+        if (!o.peer_routing) {
+            reply_error(frame, response_code::broadcast_not_allowed);
+            return;
+        }
+        route_peer(frame, bytes);
         return;
     }
     const routing::endpoint* target = routes_.find(frame.service);
@@ -1203,6 +1734,177 @@ inline void connection_state::sweep() {
     arm_sweep();
 }
 
+inline void connection_state::reply_code(const protocol::request_header& request, protocol::response_code code,
+                                         protocol::bytes_view payload) {
+    protocol::response_header header;
+    header.flags = protocol::message_flags::response;
+    header.channel = request.channel;
+    header.sequence = request.sequence;
+    header.message_id = request.message_id;
+    header.code = code;
+    reply_buffer_.clear();
+    protocol::append_frame(reply_buffer_, header,
+                           code == protocol::response_code::ok ? payload : protocol::bytes_view{});
+    send_frame(protocol::bytes_view(reply_buffer_));
+}
+
+// ---------------------------------------------------------------------------
+// connection_state: server-to-client requests (§12.3)
+
+inline connection_state::~connection_state() {
+    // Calls still pending complete with not_running as the map goes.
+    if (!client_calls_.empty()) core_->client_calls_pending.fetch_sub(client_calls_.size(), std::memory_order_relaxed);
+}
+
+inline void connection_state::finish_client_call(const std::shared_ptr<client_call>& call, std::error_code ec,
+                                                 client_reply reply) {
+    call->complete(ec, std::move(reply));
+    if (call->threw) {
+        call->threw = false;
+        core_->log(log_level::error, "a call_client completion threw; ignored");
+    }
+}
+
+inline void connection_state::start_client_call(std::shared_ptr<client_call> call, const client_call_options& options,
+                                                std::string payload) {
+    if (closing_ || phase_ != phase::ready) {
+        finish_client_call(call,
+                           core_->stopping.load(std::memory_order_acquire) ? server_errc::not_running
+                                                                           : server_errc::client_call_disconnected,
+                           {});
+        return;
+    }
+    if (client_calls_.size() >= core_->options.max_client_calls_per_session) {
+        finish_client_call(call, server_errc::too_many_client_calls, {});
+        return;
+    }
+    // Unguessable: a peer (§12.1) must not be able to make the client answer
+    // a forwarded frame with the id of a pending request.
+    std::uint64_t id = 0;
+    do {
+        std::uint8_t random[8];
+        secure_random(random, sizeof random);
+        id = protocol::load_be64(random);
+    } while (id == 0 || client_calls_.count(id) != 0);
+    client_calls_.emplace(id, std::move(call));
+    core_->client_calls_pending.fetch_add(1, std::memory_order_relaxed);
+
+    protocol::request_header header;
+    header.flags = options.binary ? protocol::message_flags::binary : protocol::message_flags::none;
+    header.channel = options.channel;
+    header.sequence = 0;
+    header.service = options.service;
+    header.message_id = id;
+    reply_buffer_.clear();
+    protocol::append_frame(reply_buffer_, header, protocol::bytes_view(payload));
+    send_frame(protocol::bytes_view(reply_buffer_));  // a slow consumer closes: on_closed fails the call
+
+    std::weak_ptr<connection_state> weak = weak_from_this();
+    transport->post_after(static_cast<std::uint32_t>(options.timeout.count()), [weak, id] {
+        if (auto self = weak.lock()) self->client_call_timed_out(id);
+    });
+}
+
+inline bool connection_state::complete_client_call(const protocol::frame_view& frame) {
+    const auto it = client_calls_.find(frame.message_id);
+    if (it == client_calls_.end()) return false;
+    auto call = std::move(it->second);
+    client_calls_.erase(it);
+    core_->client_calls_pending.fetch_sub(1, std::memory_order_relaxed);
+    client_reply reply;
+    reply.code = frame.code;
+    reply.binary = frame.has(protocol::message_flags::binary);
+    if (frame.code == protocol::response_code::ok) reply.payload.assign(frame.payload.as_chars());
+    finish_client_call(call, {}, std::move(reply));
+    return true;
+}
+
+inline void connection_state::client_call_timed_out(std::uint64_t message_id) {
+    const auto it = client_calls_.find(message_id);
+    if (it == client_calls_.end()) return;
+    auto call = std::move(it->second);
+    client_calls_.erase(it);
+    core_->client_calls_pending.fetch_sub(1, std::memory_order_relaxed);
+    core_->client_calls_timed_out.fetch_add(1, std::memory_order_relaxed);
+    finish_client_call(call, server_errc::client_call_timeout, {});
+}
+
+inline void connection_state::fail_client_calls(std::error_code ec) {
+    if (client_calls_.empty()) return;
+    auto calls = std::move(client_calls_);
+    client_calls_.clear();
+    core_->client_calls_pending.fetch_sub(calls.size(), std::memory_order_relaxed);
+    for (auto& entry : calls) finish_client_call(entry.second, ec, {});
+}
+
+// ---------------------------------------------------------------------------
+// connection_state: client-to-client routing (§12)
+
+inline bool connection_state::accept_peer_frame(protocol::bytes_view bytes) {
+    // Before its manifest a connection has not announced its peer GUID.
+    if (closing_ || phase_ != phase::ready || !manifest_sent_) return false;
+    send_frame(bytes);
+    return !closing_;
+}
+
+inline void connection_state::peer_result(const protocol::request_header& header, const protocol::guid& target,
+                                          bool delivered) {
+    if (closing_) return;
+    if (!delivered) {
+        reply_code(header, protocol::response_code::client_not_found);
+        return;
+    }
+    // The reference server's acknowledgement, PascalCase included (§12.1).
+    std::string body = "{\"Status\":\"delivered\",\"TargetPeerGuid\":\"";
+    body.append(target.to_string()).append("\",\"OriginalMessageId\":").append(std::to_string(header.message_id));
+    body.push_back('}');
+    reply_code(header, protocol::response_code::ok, protocol::bytes_view(body));
+}
+
+inline void connection_state::route_peer(const protocol::frame_view& frame, protocol::bytes_view bytes) {
+    auto core = core_;
+    // Forwarded unchanged (§12.1): the receiver learns nothing about the sender.
+    auto data = std::make_shared<const std::string>(bytes.as_chars());
+    if (frame.service.is_broadcast()) {
+        if (!core->options.peer_broadcast) {
+            reply_error(frame, protocol::response_code::broadcast_not_allowed);
+            return;
+        }
+        std::vector<std::shared_ptr<connection_state>> targets;
+        {
+            std::lock_guard<std::mutex> lock(core->registry_mutex);
+            targets.reserve(core->sessions.size());
+            for (const auto& entry : core->sessions)
+                if (entry.second.get() != this) targets.push_back(entry.second);
+        }
+        for (const auto& target : targets)
+            connection_state::post(target, [data, core](connection_state& c) {
+                if (c.accept_peer_frame(protocol::bytes_view(*data)))
+                    core->peer_messages_forwarded.fetch_add(1, std::memory_order_relaxed);
+            });
+        return;  // no acknowledgement (§12.2)
+    }
+    auto target = frame.service.is_nil() ? nullptr : core->find_peer(frame.service);
+    if (!target) {
+        reply_error(frame, protocol::response_code::client_not_found);
+        return;
+    }
+    const bool acknowledge = !frame.has(protocol::message_flags::event);
+    std::weak_ptr<connection_state> sender = weak_from_this();
+    connection_state::post(target, [data, core, sender, acknowledge, header = frame.request()](connection_state& c) {
+        const bool delivered = c.accept_peer_frame(protocol::bytes_view(*data));
+        if (delivered) core->peer_messages_forwarded.fetch_add(1, std::memory_order_relaxed);
+        // Failed deliveries are answered 31 even to Event-flagged frames, like
+        // every error of §8.2.
+        if (delivered && !acknowledge) return;
+        auto from = sender.lock();
+        if (!from) return;
+        connection_state::post(from, [header, delivered](connection_state& s) {
+            s.peer_result(header, header.service, delivered);
+        });
+    });
+}
+
 }  // namespace gatehouse::server::detail
 
 namespace gatehouse::server {
@@ -1232,6 +1934,18 @@ inline void validate_options(const gateway_options& o) {
         fail("tls_certificate_file and tls_private_key_file must be set together");
     if (o.subprotocol_marker.empty()) fail("subprotocol_marker must not be empty");
     if (o.node_id.size() > 256) fail("node_id must be at most 256 bytes");
+    if (o.reconnect_window.count() <= 0) fail("reconnect_window must be positive");
+    if (o.reconnect_queue_max_bytes > 0) {
+        if (o.reconnect_queue_max_events == 0) fail("reconnect_queue_max_events must be at least 1");
+        if (o.reconnect_queue_max_age.count() <= 0) fail("reconnect_queue_max_age must be positive");
+        if (o.reconnect_queue_total_bytes < o.reconnect_queue_max_bytes)
+            fail("reconnect_queue_total_bytes must be at least reconnect_queue_max_bytes");
+        // A replay is written at once, right after the manifest.
+        if (o.reconnect_queue_max_bytes > o.max_send_queue_bytes / 2)
+            fail("reconnect_queue_max_bytes must be at most half of max_send_queue_bytes");
+    }
+    if (o.max_client_calls_per_session == 0) fail("max_client_calls_per_session must be at least 1");
+    if (o.peer_broadcast && !o.peer_routing) fail("peer_broadcast needs peer_routing");
 }
 
 /// The built-in `connect:/connect/refresh` (§18): `{"accessToken": "..."}`
@@ -1317,12 +2031,19 @@ GATEHOUSE_DECL gateway::~gateway() {
     watch.reset();
     // Connections hold the core; the registry holds connections. Break the
     // cycle for connections a transport never closed.
-    std::lock_guard<std::mutex> lock(core_->registry_mutex);
-    core_->sessions.clear();
-    core_->accounts.clear();
-    core_->groups.clear();
-    core_->session_groups.clear();
-    core_->open_connections.clear();
+    {
+        std::lock_guard<std::mutex> lock(core_->registry_mutex);
+        core_->sessions.clear();
+        core_->accounts.clear();
+        core_->groups.clear();
+        core_->session_groups.clear();
+        core_->open_connections.clear();
+        core_->parked.clear();
+        core_->parked_bytes = 0;
+        core_->parked_events = 0;
+    }
+    std::lock_guard<std::mutex> lock(core_->peers_mutex);
+    core_->peers.clear();
 }
 
 GATEHOUSE_DECL routing::endpoint_registry& gateway::endpoints() { return core_->registry; }
@@ -1349,6 +2070,15 @@ GATEHOUSE_DECL void gateway::run() {
 
 GATEHOUSE_DECL void gateway::stop() {
     core_->stopping.store(true, std::memory_order_release);
+    {
+        // Nobody can come back to this node any more.
+        std::lock_guard<std::mutex> lock(core_->registry_mutex);
+        while (!core_->parked.empty()) {
+            const auto it = core_->parked.begin();
+            core_->queued_events_dropped.fetch_add(it->second.queue.size(), std::memory_order_relaxed);
+            core_->forget_parked_locked(it);
+        }
+    }
     if (network_)
         network_->stop();
     else
@@ -1357,14 +2087,27 @@ GATEHOUSE_DECL void gateway::stop() {
 
 GATEHOUSE_DECL transport_events& gateway::transport_side() { return *core_; }
 
+namespace detail {
+/// Posts `event` to the live targets (outside the registry lock).
+inline void post_event(const std::vector<std::shared_ptr<connection_state>>& live, const queued_event& event) {
+    for (const auto& target : live)
+        connection_state::post(target, [event](connection_state& c) mutable { c.deliver_event(std::move(event)); });
+}
+}  // namespace detail
+
 GATEHOUSE_DECL std::error_code gateway::push_to_session(std::string_view session_id, std::string_view event_name,
                                                         const nlohmann::json& body) {
     std::error_code ec;
     auto frame = detail::make_event(event_name, body, ec);
     if (ec) return ec;
-    auto target = core_->find_session(session_id);
-    if (!target) return server_errc::session_not_found;
-    core_->post_frame({std::move(target)}, std::move(frame));
+    std::vector<std::shared_ptr<detail::connection_state>> live;
+    detail::queued_event event;
+    {
+        std::lock_guard<std::mutex> lock(core_->registry_mutex);
+        event = core_->next_event_locked(std::move(frame));
+        if (core_->target_locked(std::string(session_id), event, live) == 0) return server_errc::session_not_found;
+    }
+    detail::post_event(live, event);
     return {};
 }
 
@@ -1373,17 +2116,18 @@ GATEHOUSE_DECL std::size_t gateway::push_to_account(std::string_view account_id,
     std::error_code ec;
     auto frame = detail::make_event(event_name, body, ec);
     if (ec) return 0;
-    std::vector<std::shared_ptr<detail::connection_state>> targets;
+    std::vector<std::shared_ptr<detail::connection_state>> live;
+    detail::queued_event event;
+    std::size_t targets = 0;
     {
         std::lock_guard<std::mutex> lock(core_->registry_mutex);
+        event = core_->next_event_locked(std::move(frame));
         const auto it = core_->accounts.find(std::string(account_id));
         if (it != core_->accounts.end())
-            for (const auto& sid : it->second) {
-                const auto s = core_->sessions.find(sid);
-                if (s != core_->sessions.end()) targets.push_back(s->second);
-            }
+            for (const auto& sid : it->second) targets += core_->target_locked(sid, event, live);
     }
-    return core_->post_frame(targets, std::move(frame));
+    detail::post_event(live, event);
+    return targets;
 }
 
 GATEHOUSE_DECL std::size_t gateway::push_to_group(std::string_view group, std::string_view event_name,
@@ -1391,37 +2135,48 @@ GATEHOUSE_DECL std::size_t gateway::push_to_group(std::string_view group, std::s
     std::error_code ec;
     auto frame = detail::make_event(event_name, body, ec);
     if (ec) return 0;
-    std::vector<std::shared_ptr<detail::connection_state>> targets;
+    std::vector<std::shared_ptr<detail::connection_state>> live;
+    detail::queued_event event;
+    std::size_t targets = 0;
     {
         std::lock_guard<std::mutex> lock(core_->registry_mutex);
+        event = core_->next_event_locked(std::move(frame));
         const auto it = core_->groups.find(std::string(group));
         if (it != core_->groups.end())
-            for (const auto& sid : it->second) {
-                const auto s = core_->sessions.find(sid);
-                if (s != core_->sessions.end()) targets.push_back(s->second);
-            }
+            for (const auto& sid : it->second) targets += core_->target_locked(sid, event, live);
     }
-    return core_->post_frame(targets, std::move(frame));
+    detail::post_event(live, event);
+    return targets;
 }
 
 GATEHOUSE_DECL std::size_t gateway::push_to_all(std::string_view event_name, const nlohmann::json& body) {
     std::error_code ec;
     auto frame = detail::make_event(event_name, body, ec);
     if (ec) return 0;
-    std::vector<std::shared_ptr<detail::connection_state>> targets;
+    std::vector<std::shared_ptr<detail::connection_state>> live;
+    std::size_t targets = 0;
+    detail::queued_event event;
     {
         std::lock_guard<std::mutex> lock(core_->registry_mutex);
-        targets.reserve(core_->sessions.size());
-        for (const auto& entry : core_->sessions) targets.push_back(entry.second);
+        event = core_->next_event_locked(std::move(frame));
+        live.reserve(core_->sessions.size());
+        for (const auto& entry : core_->sessions) live.push_back(entry.second);
+        targets = live.size();
+        const auto now = detail::steady::now();
+        for (auto& entry : core_->parked) {
+            core_->queue_parked_locked(entry.second, event, now);
+            ++targets;
+        }
     }
-    return core_->post_frame(targets, std::move(frame));
+    detail::post_event(live, event);
+    return targets;
 }
 
 GATEHOUSE_DECL std::error_code gateway::join_group(std::string_view session_id, std::string_view group) {
     if (!detail::valid_group_name(group)) return server_errc::invalid_group_name;
     std::lock_guard<std::mutex> lock(core_->registry_mutex);
     const std::string sid(session_id);
-    if (core_->sessions.count(sid) == 0) return server_errc::session_not_found;
+    if (core_->sessions.count(sid) == 0 && core_->parked.count(sid) == 0) return server_errc::session_not_found;
     core_->groups[std::string(group)].insert(sid);
     core_->session_groups[sid].insert(std::string(group));
     return {};
@@ -1431,7 +2186,7 @@ GATEHOUSE_DECL std::error_code gateway::leave_group(std::string_view session_id,
     if (!detail::valid_group_name(group)) return server_errc::invalid_group_name;
     std::lock_guard<std::mutex> lock(core_->registry_mutex);
     const std::string sid(session_id);
-    if (core_->sessions.count(sid) == 0) return server_errc::session_not_found;
+    if (core_->sessions.count(sid) == 0 && core_->parked.count(sid) == 0) return server_errc::session_not_found;
     const std::string name(group);
     const auto it = core_->groups.find(name);
     if (it != core_->groups.end()) {
@@ -1458,7 +2213,11 @@ GATEHOUSE_DECL std::vector<std::string> gateway::group_members(std::string_view 
 GATEHOUSE_DECL std::error_code gateway::set_permissions(std::string_view session_id, std::vector<std::string> roles,
                                                         std::vector<std::string> permissions, std::string_view reason) {
     auto target = core_->find_session(session_id);
-    if (!target) return server_errc::session_not_found;
+    if (!target) {
+        std::lock_guard<std::mutex> lock(core_->registry_mutex);
+        return core_->parked.count(std::string(session_id)) ? server_errc::session_parked
+                                                            : server_errc::session_not_found;
+    }
     detail::connection_state::post(target, [roles = std::move(roles), permissions = std::move(permissions),
                                             reason = std::string(reason)](detail::connection_state& c) mutable {
         c.change_permissions(std::move(roles), std::move(permissions), reason);
@@ -1469,9 +2228,38 @@ GATEHOUSE_DECL std::error_code gateway::set_permissions(std::string_view session
 GATEHOUSE_DECL std::error_code gateway::disconnect(std::string_view session_id, std::uint16_t code,
                                                    std::string_view reason) {
     auto target = core_->find_session(session_id);
-    if (!target) return server_errc::session_not_found;
-    detail::connection_state::post(target, [code, why = std::string(reason)](detail::connection_state& c) {
-        c.close_with(code, why);
+    if (!target) {
+        std::lock_guard<std::mutex> lock(core_->registry_mutex);
+        const auto it = core_->parked.find(std::string(session_id));
+        if (it == core_->parked.end()) return server_errc::session_not_found;
+        core_->queued_events_dropped.fetch_add(it->second.queue.size(), std::memory_order_relaxed);
+        core_->forget_parked_locked(it);
+        return {};
+    }
+    detail::connection_state::post(target, [code, why = std::string(reason.substr(0, 123))](
+                                               detail::connection_state& c) { c.disconnect_by_host(code, why); });
+    return {};
+}
+
+GATEHOUSE_DECL std::error_code gateway::call_client(std::string_view session_id, std::string payload,
+                                                    client_call_handler done, client_call_options options) {
+    if (options.timeout.count() < 1 || options.timeout > std::chrono::hours(24)) return server_errc::invalid_timeout;
+    if (payload.size() > core_->options.max_message_size - protocol::request_header_size)
+        return server_errc::payload_too_large;
+    if (core_->stopping.load(std::memory_order_acquire)) return server_errc::not_running;
+    std::shared_ptr<detail::connection_state> target;
+    {
+        std::lock_guard<std::mutex> lock(core_->registry_mutex);
+        const std::string sid(session_id);
+        const auto it = core_->sessions.find(sid);
+        if (it == core_->sessions.end())
+            return core_->parked.count(sid) ? server_errc::session_parked : server_errc::session_not_found;
+        target = it->second;
+    }
+    auto call = std::make_shared<detail::client_call>(std::move(done));
+    detail::connection_state::post(target, [call = std::move(call), options, payload = std::move(payload)](
+                                               detail::connection_state& c) mutable {
+        c.start_client_call(std::move(call), options, std::move(payload));
     });
     return {};
 }
@@ -1482,7 +2270,7 @@ GATEHOUSE_DECL void gateway::revoke_session(std::string_view session_id, std::fu
     core_->store->revoke(sid, [core, sid, done = std::move(done)](std::error_code ec) {
         // Close even when the store failed or already had it revoked: the
         // host asked for this session to be gone.
-        core->kick([&](const detail::connection_state& c) { return c.session_id == sid; });
+        core->kick([&](const detail::session_keys& k) { return k.session_id == sid; });
         if (done) done(ec);
     });
 }
@@ -1492,7 +2280,7 @@ GATEHOUSE_DECL void gateway::revoke_account(std::string_view account_id,
     const std::string account(account_id);
     auto core = core_;
     core_->store->revoke_account(account, [core, account, done = std::move(done)](std::error_code ec, std::size_t n) {
-        core->kick([&](const detail::connection_state& c) { return c.account_id == account; });
+        core->kick([&](const detail::session_keys& k) { return k.account_id == account; });
         if (done) done(ec, n);
     });
 }
@@ -1504,12 +2292,12 @@ GATEHOUSE_DECL void gateway::watch_revocations(std::shared_ptr<auth::revocation_
         subscription = list->subscribe([weak](const auth::revocation& entry) {
             auto core = weak.lock();
             if (!core || entry.value.empty()) return;
-            core->kick([&](const detail::connection_state& c) {
+            core->kick([&](const detail::session_keys& k) {
                 switch (entry.scope) {
-                case auth::revocation_scope::token: return c.identity.token_id == entry.value;
+                case auth::revocation_scope::token: return k.token_id == entry.value;
                 case auth::revocation_scope::session:
-                    return c.identity.session_key == entry.value || c.session_id == entry.value;
-                case auth::revocation_scope::account: return c.account_id == entry.value;
+                    return k.session_key == entry.value || k.session_id == entry.value;
+                case auth::revocation_scope::account: return k.account_id == entry.value;
                 }
                 return false;
             });
@@ -1534,6 +2322,19 @@ GATEHOUSE_DECL gateway_stats gateway::stats() const {
     s.upgrades_accepted = core_->upgrades_accepted.load(std::memory_order_relaxed);
     s.upgrades_refused = core_->upgrades_refused.load(std::memory_order_relaxed);
     s.frames_dropped = core_->frames_dropped.load(std::memory_order_relaxed);
+    {
+        std::lock_guard<std::mutex> lock(core_->registry_mutex);
+        s.parked_sessions = core_->parked.size();
+        s.queued_events = core_->parked_events;
+    }
+    s.queued_events_dropped = core_->queued_events_dropped.load(std::memory_order_relaxed);
+    s.queued_events_delivered = core_->queued_events_delivered.load(std::memory_order_relaxed);
+    s.sessions_resumed = core_->sessions_resumed.load(std::memory_order_relaxed);
+    s.sessions_expired = core_->sessions_expired.load(std::memory_order_relaxed);
+    s.client_calls_pending = core_->client_calls_pending.load(std::memory_order_relaxed);
+    s.client_calls_timed_out = core_->client_calls_timed_out.load(std::memory_order_relaxed);
+    s.responses_unmatched = core_->responses_unmatched.load(std::memory_order_relaxed);
+    s.peer_messages_forwarded = core_->peer_messages_forwarded.load(std::memory_order_relaxed);
     return s;
 }
 

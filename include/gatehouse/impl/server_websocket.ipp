@@ -8,6 +8,24 @@
 // (access and error channels cleared), TCP_NODELAY set in the tcp post-init
 // handler (the socket-init handler runs before accept and throws on a server
 // socket), no strands or locks when one I/O thread runs, 2 KiB read buffer.
+//
+// Hostile peers before the upgrade (tests/server/test_hostile_upgrade.cpp):
+// - one deadline from accept to the 101 (handshake_timeout) covers the TLS
+//   handshake, a peer that sends nothing, and a request sent too slowly;
+// - sockets still upgrading are capped at max_connections; beyond, a new
+//   socket is closed at accept;
+// - websocketpp's HTTP parser bounds the request head at 16000 bytes
+//   (http::max_header_size, a compile-time constant): beyond, 431 and close;
+//   a body (Content-Length) beyond max_http_body_size: 413; malformed: 400;
+// - only RFC 6455 (Sec-WebSocket-Version 13); other versions: 426.
+// After the upgrade websocketpp enforces RFC 6455 framing and answers a
+// violation with a close frame and drops the socket: 1002 protocol error
+// (unmasked frame, reserved bits or opcodes, bad continuation, fragmented or
+// oversized control frame, bad close code), 1007 (invalid UTF-8 in a text
+// message or close reason), 1009 (message beyond max_message_size, checked
+// from the length field before anything is buffered), 1011 for a length not
+// encoded minimally (websocketpp's mapping; RFC 6455 only forbids sending
+// one). Tested in tests/server/test_hostile_frames.cpp.
 #pragma once
 
 #include <gatehouse/server/gateway.hpp>
@@ -37,7 +55,23 @@ namespace gatehouse::server::detail {
 /// Every websocketpp connection carries its gatehouse wrapper (websocketpp's
 /// documented extension point: config::connection_base).
 struct websocket_connection_base {
+    websocket_connection_base() = default;
+    websocket_connection_base(const websocket_connection_base&) = delete;
+    websocket_connection_base& operator=(const websocket_connection_base&) = delete;
+    ~websocket_connection_base() { leave_pending_upgrades(); }
+
+    /// Counted among the transport's upgrades in progress until the
+    /// connection opens or is destroyed (whichever comes first).
+    void leave_pending_upgrades() noexcept {
+        if (pending_upgrades) pending_upgrades->fetch_sub(1, std::memory_order_acq_rel);
+        pending_upgrades.reset();
+    }
+
     std::shared_ptr<transport_connection> gatehouse_connection;
+    /// From accept to the open handler: the TLS handshake and the upgrade
+    /// request together must finish within gateway_options::handshake_timeout.
+    std::unique_ptr<asio::steady_timer> upgrade_deadline;
+    std::shared_ptr<std::atomic<std::size_t>> pending_upgrades;
 };
 
 template <class Concurrency, bool MultiThreaded, class SocketType>
@@ -288,9 +322,54 @@ private:
                     retry_accept();
                     return;
                 }
+                // Sockets still upgrading are bounded like open connections:
+                // silent or slow peers cannot pile up descriptors and
+                // buffers beyond max_connections, whatever their speed.
+                if (pending_upgrades_->load(std::memory_order_acquire) >= core_->options.max_connections) {
+                    core_->log(log_level::debug, "too many upgrades in progress; connection closed at accept");
+                    std::error_code ignored;
+                    con->get_raw_socket().close(ignored);
+                    accept_next();
+                    return;
+                }
+                pending_upgrades_->fetch_add(1, std::memory_order_acq_rel);
+                con->pending_upgrades = pending_upgrades_;
+                arm_upgrade_deadline(con);
                 con->start();
                 accept_next();
             }));
+    }
+
+    /// websocketpp's own open-handshake timer starts only once the TLS
+    /// handshake is done (which has its own fixed 5 s limit,
+    /// timeout_socket_post_init) and does not cover the TLS handshake. This
+    /// deadline runs from accept: when it expires before the upgrade has
+    /// completed, the socket is shut down, which fails whatever websocketpp
+    /// is waiting for (TLS or HTTP read) through its usual error path. So a
+    /// TLS handshake gets min(handshake_timeout, 5 s), the whole upgrade
+    /// handshake_timeout.
+    void arm_upgrade_deadline(const connection_ptr& con) {
+        con->upgrade_deadline = std::make_unique<asio::steady_timer>(io_, core_->options.handshake_timeout);
+        std::weak_ptr<typename connection_ptr::element_type> weak = con;
+        auto expire = [weak](const std::error_code& ec) {
+            if (ec) return;
+            auto c = weak.lock();
+            if (!c || c->get_state() != websocketpp::session::state::connecting) return;
+            std::error_code ignored;
+            c->get_raw_socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+        };
+        if (auto strand = con->get_strand())
+            con->upgrade_deadline->async_wait(asio::bind_executor(*strand, std::move(expire)));
+        else
+            con->upgrade_deadline->async_wait(std::move(expire));
+    }
+
+    static void end_upgrade(const connection_ptr& c) {
+        if (c->upgrade_deadline) {
+            c->upgrade_deadline->cancel();
+            c->upgrade_deadline.reset();
+        }
+        c->leave_pending_upgrades();
     }
 
     void retry_accept() {
@@ -358,6 +437,7 @@ private:
             websocketpp::lib::error_code ec;
             auto c = server_.get_con_from_hdl(hdl, ec);
             if (ec) return;
+            end_upgrade(c);
             if (auto w = wrapper_of(c)) core_->on_open(w);
         });
         server_.set_message_handler([this](websocketpp::connection_hdl hdl, typename server_type::message_ptr msg) {
@@ -375,6 +455,7 @@ private:
             websocketpp::lib::error_code ec;
             auto c = server_.get_con_from_hdl(hdl, ec);
             if (ec) return;
+            end_upgrade(c);
             auto w = wrapper_of(c);
             if (!w) return;
             std::uint16_t code = 1006;
@@ -417,6 +498,16 @@ private:
         websocketpp::lib::error_code ec;
         auto c = server_.get_con_from_hdl(hdl, ec);
         if (ec) return false;
+        // RFC 6455 only. websocketpp would also speak the hixie-76/hybi-00
+        // draft (no masking, no close codes) and the hybi-07/08 drafts; the
+        // answer names the one version served (RFC 6455 §4.4).
+        if (c->get_request_header("Sec-WebSocket-Version") != "13") {
+            c->set_status(websocketpp::http::status_code::upgrade_required);
+            c->replace_header("Sec-WebSocket-Version", "13");
+            c->set_body("Unsupported WebSocket version");
+            c->append_header("Content-Type", "text/plain");
+            return false;
+        }
         const std::string remote = remote_of(c);
         upgrade_decision decision;
         {
@@ -476,6 +567,9 @@ private:
     std::chrono::steady_clock::time_point shutdown_deadline_{};
     std::mutex live_mutex_;
     std::vector<std::weak_ptr<transport_connection>> live_;
+    /// Shared with the connections, which may outlive the transport's members
+    /// while io_ destroys the handlers that hold them.
+    std::shared_ptr<std::atomic<std::size_t>> pending_upgrades_ = std::make_shared<std::atomic<std::size_t>>(0);
 };
 
 std::unique_ptr<network_transport> make_websocket_transport(std::shared_ptr<gateway_core> core) {

@@ -20,6 +20,12 @@ enum class server_errc {
     listen_failed,            ///< the listening socket could not be opened
     tls_setup_failed,         ///< certificate or key file could not be loaded
     transport_failure,        ///< the transport refused an operation (see logs)
+    session_parked,           ///< the session has no connection now; it may still reconnect (§13.4)
+    client_call_timeout,      ///< the client did not answer a server-to-client request in time (§12.3)
+    client_call_disconnected, ///< the connection closed (or was replaced) before the client answered
+    too_many_client_calls,    ///< the session has max_client_calls_per_session requests outstanding
+    invalid_timeout,          ///< timeouts are 1 ms to 24 hours
+    payload_too_large,        ///< the frame would exceed max_message_size
 };
 
 class server_category_impl final : public std::error_category {
@@ -39,6 +45,12 @@ public:
         case server_errc::listen_failed: return "could not listen on the configured address";
         case server_errc::tls_setup_failed: return "could not load the TLS certificate or key";
         case server_errc::transport_failure: return "the transport failed to perform the operation";
+        case server_errc::session_parked: return "the session is waiting for its client to reconnect";
+        case server_errc::client_call_timeout: return "the client did not answer the request in time";
+        case server_errc::client_call_disconnected: return "the connection closed before the client answered";
+        case server_errc::too_many_client_calls: return "too many requests to this client are outstanding";
+        case server_errc::invalid_timeout: return "timeout must be between 1 millisecond and 24 hours";
+        case server_errc::payload_too_large: return "payload too large for the gateway's max_message_size";
         }
         return "unknown gatehouse.server error";
     }

@@ -45,6 +45,25 @@
 // with more, a per-connection strand. Handlers run there; responders
 // completed elsewhere post back to it.
 //
+// Reconnection (§13.4, §18, gateway_options "reconnection queue"): when a
+// session's connection ends in a way its client may retry, the session is
+// parked on this node for reconnect_window, keeping its groups and account;
+// events pushed to it are queued (bounded by bytes, count, age, and a node
+// budget; what does not fit is dropped and counted in gateway_stats). A
+// reconnection within the window, with `Authorization: Reconnect <token>` or
+// a credential naming the same session, resumes it: a manifest with reason
+// `session_reconnected`, then the queued events in push order, then live
+// ones. The window passing frees everything. MULTI-NODE: the queue lives in
+// the memory of the node that held the connection; a client reconnecting to
+// another node gets its session (through the shared session_store) but not
+// the queued events, and groups are per node. Sharing queues between nodes
+// is the cluster layer's job (an event_bus), not done here.
+//
+// Client-to-client routing (§12, gateway_options::peer_routing and
+// peer_broadcast): peer GUIDs are random per connection (a reconnection gets
+// a new one), drawn from OpenSSL's CSPRNG, and known to this node only
+// (peer messages do not cross nodes).
+//
 // Threading: endpoint registration happens before listen()/the first
 // connection. Every other public member is thread-safe and never blocks on
 // network I/O; push and session calls post to the connections' executors.
@@ -53,6 +72,8 @@
 #include <gatehouse/auth/revocation.hpp>
 #include <gatehouse/auth/token_validator.hpp>
 #include <gatehouse/detail/config.hpp>
+#include <gatehouse/protocol/guid.hpp>
+#include <gatehouse/protocol/response_code.hpp>
 #include <gatehouse/routing/endpoint.hpp>
 #include <gatehouse/routing/event.hpp>
 #include <gatehouse/server/error.hpp>
@@ -62,6 +83,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -98,7 +120,49 @@ struct gateway_stats {
     std::uint64_t upgrades_accepted = 0;
     std::uint64_t upgrades_refused = 0;
     std::uint64_t frames_dropped = 0;  ///< unparsable frames (no reply possible)
+
+    // Reconnection (§13.4): sessions kept after their connection dropped.
+    std::size_t parked_sessions = 0;           ///< waiting for their client to reconnect
+    std::size_t queued_events = 0;             ///< events held for parked sessions now
+    /// Events that will never reach their parked session: evicted (queue
+    /// full), refused (node budget), too old, or discarded with a session
+    /// that ended (window passed, revoked, disconnected, stop()).
+    std::uint64_t queued_events_dropped = 0;
+    std::uint64_t queued_events_delivered = 0; ///< delivered after a reconnection
+    std::uint64_t sessions_resumed = 0;        ///< parked sessions a reconnection picked up
+    std::uint64_t sessions_expired = 0;        ///< parked sessions whose window passed
+
+    // Server-to-client requests (§12.3).
+    std::size_t client_calls_pending = 0;
+    std::uint64_t client_calls_timed_out = 0;
+    std::uint64_t responses_unmatched = 0;  ///< response frames no pending request was waiting for
+
+    // Client-to-client routing (§12).
+    std::uint64_t peer_messages_forwarded = 0;  ///< copies handed to a target (a broadcast counts each)
 };
+
+/// The client's answer to gateway::call_client.
+struct client_reply {
+    protocol::response_code code = protocol::response_code::ok;
+    bool binary = false;   ///< the response carried the Binary flag
+    std::string payload;   ///< empty unless code is ok (§4.2)
+};
+
+/// How gateway::call_client frames its request (§12.3).
+struct client_call_options {
+    /// GUID field of the request: whatever the client and host agree it
+    /// means (e.g. a GUID naming the client-side handler). Nil by default.
+    protocol::guid service{};
+    std::uint16_t channel = 0;
+    /// Sets the Binary flag (the reference server always does; the payload
+    /// is then opaque bytes rather than JSON).
+    bool binary = false;
+    /// 1 ms to 24 h; the reference server's backends wait 30 s (§14).
+    std::chrono::milliseconds timeout{30000};
+};
+
+/// Completion of gateway::call_client: called exactly once.
+using client_call_handler = std::function<void(std::error_code, client_reply)>;
 
 class gateway {
 public:
@@ -147,10 +211,48 @@ public:
     GATEHOUSE_DECL std::size_t push_to_group(std::string_view group, std::string_view event_name,
                                              const nlohmann::json& body = nullptr);
     GATEHOUSE_DECL std::size_t push_to_all(std::string_view event_name, const nlohmann::json& body = nullptr);
+    //
+    // Parked sessions (their connection dropped, reconnect_window not over;
+    // see gateway_options "reconnection queue") are targets too: the event is
+    // queued for them, bounded by bytes, count and age, and counts in the
+    // returned numbers; push_to_session returns success. Events reach a
+    // session in the order they were pushed, also across a reconnection.
+    // An event already handed to the socket when the connection dropped is
+    // not replayed: the protocol has no acknowledgement for events.
+
+    // --- server-to-client requests (§12.3) ------------------------------------
+    /// Sends the session's client a request (31-byte header, no Event flag,
+    /// a fresh unguessable message id) and waits for its response frame
+    /// (flag 0x40, same message id). `done` is called exactly once:
+    ///   - ({}, reply) with the client's response code and payload;
+    ///   - client_call_timeout after options.timeout;
+    ///   - client_call_disconnected when the connection closes or is
+    ///     replaced first (also for a call made while it was closing);
+    ///   - too_many_client_calls when the session already has
+    ///     max_client_calls_per_session calls outstanding;
+    ///   - not_running when the gateway stops, or when its transport is torn
+    ///     down with the call pending.
+    /// `done` runs on the connection's executor (an I/O thread), never inside
+    /// call_client; in the teardown case, on the thread destroying the
+    /// transport (for the built-in one: inside ~gateway, so a `done` that
+    /// touches the gateway must not outlive it; normally the closes of
+    /// stop() have completed every call on an I/O thread before). It must not
+    /// block; it may call the gateway. An exception it
+    /// throws is logged and swallowed. A null `done` ignores the answer.
+    /// Errors returned here (and then `done` is never called):
+    /// invalid_timeout, payload_too_large (31 + payload > max_message_size),
+    /// session_not_found, session_parked (no connection now), not_running.
+    /// Response frames that match no outstanding call (late, duplicate,
+    /// foreign) are dropped and counted (gateway_stats::responses_unmatched).
+    /// Any thread.
+    GATEHOUSE_DECL std::error_code call_client(std::string_view session_id, std::string payload,
+                                               client_call_handler done, client_call_options options = {});
 
     // --- groups -----------------------------------------------------------------
-    /// Membership lasts until leave_group or the session's last connection
-    /// closes. Errors: invalid_group_name, session_not_found.
+    /// Membership lasts until leave_group or the session ends: its
+    /// connection closes for good, or it stays parked past reconnect_window
+    /// (a parked session keeps its groups and may join and leave).
+    /// Errors: invalid_group_name, session_not_found.
     GATEHOUSE_DECL std::error_code join_group(std::string_view session_id, std::string_view group);
     GATEHOUSE_DECL std::error_code leave_group(std::string_view session_id, std::string_view group);
     GATEHOUSE_DECL std::vector<std::string> group_members(std::string_view group) const;
@@ -158,27 +260,37 @@ public:
     // --- sessions -----------------------------------------------------------------
     /// Replaces the session's roles and permissions, stores them, and sends a
     /// full new manifest with `reason` (§7.5). GUIDs that vanish stop routing
-    /// (30) at once. Errors: session_not_found.
+    /// (30) at once. Errors: session_not_found, session_parked.
     GATEHOUSE_DECL std::error_code set_permissions(std::string_view session_id, std::vector<std::string> roles,
                                                    std::vector<std::string> permissions,
                                                    std::string_view reason = routing::manifest_reason::capabilities_updated);
-    /// Closes the session's connection with `code` and `reason`.
+    /// Closes the session's connection with `code` and `reason` (at most
+    /// 123 bytes), after a `connect.disconnect-notification` whose `reason`
+    /// is what the TS client reports for `code` (§13.2). When the client
+    /// classifies `code` as reconnectable (1001, 1002-1015, 4000-4999 except
+    /// 4001, 4002 and 4008 here) the notification carries a reconnection
+    /// token and the session is parked; a client that reconnects within
+    /// reconnect_window gets its session and the events queued meanwhile.
+    /// A parked session is forgotten (its queue dropped). Errors:
+    /// session_not_found.
     GATEHOUSE_DECL std::error_code disconnect(std::string_view session_id, std::uint16_t code,
                                               std::string_view reason);
 
     // --- revocation (§18) ---------------------------------------------------------
     /// Revokes the session in the store and closes its connection with 4002
-    /// "kicked". `done` (optional) gets the store's result; any thread.
+    /// "kicked" (a parked session is forgotten, its queue dropped). `done`
+    /// (optional) gets the store's result; any thread.
     GATEHOUSE_DECL void revoke_session(std::string_view session_id,
                                        std::function<void(std::error_code)> done = nullptr);
-    /// Revokes every session of the account in the store and closes their
-    /// connections on this node with 4002 "kicked". `done` gets the store's
+    /// Revokes every session of the account in the store, closes their
+    /// connections on this node with 4002 "kicked" and forgets the parked
+    /// ones. `done` gets the store's
     /// result and the number of sessions it revoked.
     GATEHOUSE_DECL void revoke_account(std::string_view account_id,
                                        std::function<void(std::error_code, std::size_t)> done = nullptr);
     /// Closes, with 4002 "kicked", every connection a revocation recorded in
     /// `list` applies to (token id, session key or account), as soon as the
-    /// list reports it. Replaces a previous list; nullptr stops watching.
+    /// list reports it, and forgets the parked sessions it applies to. Replaces a previous list; nullptr stops watching.
     /// (To refuse revoked credentials at the upgrade, also give the list to
     /// the validator_chain.)
     GATEHOUSE_DECL void watch_revocations(std::shared_ptr<auth::revocation_list> list);

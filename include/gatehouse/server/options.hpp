@@ -88,9 +88,54 @@ struct gateway_options {
 
     // --- lifecycle (§13, §18) --------------------------------------------------
     /// Server-initiated closes are preceded by a binary
-    /// `connect.disconnect-notification` event. Reconnectable ones (shutdown)
-    /// carry a single-use reconnection token valid this long.
+    /// `connect.disconnect-notification` event. Reconnectable ones (shutdown,
+    /// gateway::disconnect with a reconnectable code) carry a single-use
+    /// reconnection token valid this long. It is also how long a session whose
+    /// connection dropped is kept on this node ("parked") for its client to
+    /// come back (see the reconnection queue below).
     std::chrono::milliseconds reconnect_window{300000};
+
+    // --- reconnection queue (§13.4, §18) ---------------------------------------
+    /// When an attached session's connection ends in a way its client may
+    /// retry (a drop, a client close other than 1000, a server close the
+    /// client classifies as reconnectable except 4008; never during stop()),
+    /// the session stays on this node for reconnect_window: it keeps its
+    /// groups and account, and events pushed to it are queued. A reconnection
+    /// within the window (`Authorization: Reconnect <token>`, or a credential
+    /// naming the same session) gets them, in push order, right after its
+    /// manifest. The queue lives in this node's memory only: a client that
+    /// reconnects to another node gets its session back but not the events.
+    ///
+    /// Bytes of queued event frames per session; an event that does not fit
+    /// evicts the oldest ones. 0 disables parking (and queueing) entirely.
+    /// At most max_send_queue_bytes / 2: a replay is written all at once.
+    std::size_t reconnect_queue_max_bytes = 256 * 1024;
+    /// Events per session; beyond, the oldest is evicted.
+    std::size_t reconnect_queue_max_events = 1024;
+    /// Events older than this are never delivered (dropped on reconnection
+    /// or when the queue is next touched).
+    std::chrono::milliseconds reconnect_queue_max_age{60000};
+    /// Bytes queued for all parked sessions of this node together; an event
+    /// that would exceed it is dropped (not queued).
+    std::size_t reconnect_queue_total_bytes = 64 * 1024 * 1024;
+
+    // --- server-to-client requests (§12.3) --------------------------------------
+    /// gateway::call_client requests awaiting the client's answer, per session;
+    /// beyond: too_many_client_calls.
+    std::size_t max_client_calls_per_session = 64;
+
+    // --- client-to-client routing (§12) -------------------------------------------
+    /// Relayed mode: every connection gets a random peer GUID, announced as
+    /// `peerGuid` in its manifests; Client-flagged (0x20) frames addressed to
+    /// a peer GUID of this node are forwarded unchanged, acknowledged with 0
+    /// (unless Event-flagged) or answered 31. Off (External mode, the
+    /// default): any Client-flagged frame is answered 40. Peer messages count
+    /// against the rate limit and obey the size limits.
+    bool peer_routing = false;
+    /// With peer_routing: a Client-flagged frame to the broadcast GUID
+    /// (ffffffff-...) is forwarded to every other session of this node, with
+    /// no acknowledgement. Off: 40.
+    bool peer_broadcast = false;
     /// Register the built-in `connect:/connect/refresh` endpoint: JSON
     /// `{"accessToken": "..."}` swaps in a new token for the same account
     /// before the current one expires (unrefreshed expiry closes with 4001).

@@ -76,7 +76,9 @@ public:
     /// transport stops, `fn` may be destroyed without running.
     virtual void post(std::function<void()> fn) = 0;
     /// Runs `fn` on the connection's context after `delay_ms` milliseconds.
-    /// Any thread. Same destruction rule as `post`.
+    /// Any thread. Same destruction rule as `post`. Must keep working after
+    /// `on_close` for as long as the transport runs: the gateway times
+    /// parked sessions (reconnection window) with the ended connection.
     virtual void post_after(std::uint32_t delay_ms, std::function<void()> fn) = 0;
 
     /// The gateway's per-connection state (`upgrade_decision::context`). The
