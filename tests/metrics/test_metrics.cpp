@@ -41,8 +41,8 @@ TEST_CASE("metrics: a fresh sink renders every family at zero") {
     s::prometheus_metrics m;
     const auto all = samples(m.render());
     CHECK(all.at("gatehouse_connections") == "0");
-    CHECK(all.at("gatehouse_upgrades_total{result=\"accepted\"}") == "0");
-    CHECK(all.at("gatehouse_upgrades_total{result=\"over_capacity\"}") == "0");
+    CHECK(all.at("gatehouse_upgrades_total{result=\"accepted\",status=\"101\"}") == "0");
+    CHECK(all.at("gatehouse_upgrades_total{result=\"over_capacity\",status=\"503\"}") == "0");
     CHECK(all.at("gatehouse_responses_total{code=\"30\",name=\"ServiceNotFound\"}") == "0");
     CHECK(all.at("gatehouse_responses_total{code=\"51\",name=\"Service_NotFound\"}") == "0");
     CHECK(all.at("gatehouse_disconnects_total{code=\"4005\"}") == "0");
@@ -78,8 +78,8 @@ TEST_CASE("metrics: counts land in the right series") {
     const auto all = samples(m.render());
     CHECK(all.at("game_connections") == "1");
     CHECK(all.at("game_connections_opened_total") == "3");
-    CHECK(all.at("game_upgrades_total{result=\"accepted\"}") == "2");
-    CHECK(all.at("game_upgrades_total{result=\"unauthorized\"}") == "1");
+    CHECK(all.at("game_upgrades_total{result=\"accepted\",status=\"101\"}") == "2");
+    CHECK(all.at("game_upgrades_total{result=\"unauthorized\",status=\"401\"}") == "1");
     CHECK(all.at("game_received_bytes_total") == "100");
     CHECK(all.at("game_messages_sent_total") == "1");
     CHECK(all.at("game_sent_bytes_total") == "16");
@@ -158,4 +158,46 @@ TEST_CASE("metrics: the interface's defaults do nothing and a host may override 
     CHECK(sink.codes == std::vector<std::uint16_t>{1001});
     for (std::size_t i = 0; i < s::upgrade_result_count; ++i)
         CHECK_FALSE(s::upgrade_result_name(static_cast<s::upgrade_result>(i)).empty());
+}
+
+TEST_CASE("metrics: upgrade results carry their HTTP status; timeouts have none") {
+    s::prometheus_metrics m;
+    m.on_upgrade(s::upgrade_result::shutting_down);
+    m.on_upgrade(s::upgrade_result::handshake_timeout);
+    const auto all = samples(m.render());
+    CHECK(all.at("gatehouse_upgrades_total{result=\"shutting_down\",status=\"503\"}") == "1");
+    CHECK(all.at("gatehouse_upgrades_total{result=\"handshake_timeout\",status=\"none\"}") == "1");
+    CHECK(all.at("gatehouse_upgrades_total{result=\"bad_request\",status=\"400\"}") == "0");
+    std::size_t results = 0;
+    for (const auto& kv : all) results += kv.first.rfind("gatehouse_upgrades_total{", 0) == 0 ? 1 : 0;
+    CHECK(results == s::upgrade_result_count);
+}
+
+TEST_CASE("metrics: render_exposition appends the gateway's own values with the prefix") {
+    s::prometheus_metrics m("edge_");
+    m.on_message_in(3);
+    const s::scrape_value extra[] = {{"parked_sessions", "gauge", "Sessions waiting.", 4},
+                                     {"client_calls_timed_out_total", "counter", "Timed out.", 7}};
+    std::string out;
+    REQUIRE(m.render_exposition(out, extra, 2));
+    CHECK(out.rfind(m.render(), 0) == 0);  // the sink's own families first
+    const auto all = samples(out);
+    CHECK(all.at("edge_parked_sessions") == "4");
+    CHECK(all.at("edge_client_calls_timed_out_total") == "7");
+    CHECK(all.at("edge_messages_received_total") == "1");
+    CHECK(out.find("# TYPE edge_parked_sessions gauge\n") != std::string::npos);
+    CHECK(out.find("# TYPE edge_client_calls_timed_out_total counter\n") != std::string::npos);
+}
+
+TEST_CASE("metrics: a sink without an exposition says so") {
+    struct counting_sink final : s::metrics_sink {
+        void on_connection_open() noexcept override { ++opened; }
+        int opened = 0;
+    } sink;
+    sink.on_connection_open();
+    sink.on_message_in(10);  // the defaults do nothing
+    std::string out;
+    CHECK_FALSE(static_cast<const s::metrics_sink&>(sink).render_exposition(out, nullptr, 0));
+    CHECK(out.empty());
+    CHECK(sink.opened == 1);
 }

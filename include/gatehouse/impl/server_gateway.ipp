@@ -275,6 +275,15 @@ public:
     void log(log_level level, std::string_view line) const {
         if (options.log) options.log(level, line);
     }
+    void count_upgrade(upgrade_result r) const noexcept {
+        if (metrics) metrics->on_upgrade(r);
+    }
+
+    gateway_stats snapshot() const;
+    /// GET metrics_path: false when there is no sink or it has no exposition.
+    bool render_metrics(std::string& out) const;
+    /// Whether `remote` may read metrics_path: loopback, or the allow-list when set.
+    bool metrics_allowed(std::string_view remote) const;
 
     /// Registers an attached session; returns the connection it replaces (if
     /// any) through `replaced`; when the session was parked, sets `resumed`
@@ -331,6 +340,8 @@ public:
     auth::revocation_subscription revocation_watch;
 
     const gateway_options options;
+    /// options.metrics, or null: checked once per event.
+    metrics_sink* const metrics = options.metrics.get();
     const std::shared_ptr<auth::token_validator> validator;
     const std::shared_ptr<session::session_store> store;
     routing::endpoint_registry registry;
@@ -386,6 +397,10 @@ public:
     bool identity_ready = false;
     std::shared_ptr<validation_slot> validation;
     std::string reconnect_token;  ///< secret; cleared once used
+    /// on_open reported it to the metrics sink (connection executor).
+    bool counted_open = false;
+    /// The close code this side sent (0: none).
+    std::uint16_t close_code_sent() const noexcept { return server_close_code_; }
 
     /// Set in on_open, never changed: any thread may post through it once
     /// it got the connection from the session registry.
@@ -403,7 +418,11 @@ public:
     void on_frame(frame_kind kind, protocol::bytes_view bytes);
     void on_closed();
     void deliver(pending_call& call, protocol::response_code code, bool binary, protocol::bytes_view payload);
-    void send_frame(protocol::bytes_view bytes);
+    /// False when the frame was not handed to the transport (closing, or
+    /// the send queue overflowed and the connection is now closing).
+    bool send_frame(protocol::bytes_view bytes);
+    /// send_frame for a response frame with `code`, counted by the sink.
+    void send_response(protocol::bytes_view bytes, protocol::response_code code);
     void close_with(std::uint16_t code, std::string_view reason);
     /// Sends `connect.disconnect-notification` (with a reconnection token
     /// when `reconnectable` and the store issues one), then closes.
@@ -609,30 +628,32 @@ inline session::time_point to_session_time(const std::optional<std::chrono::syst
 // gateway_core: upgrade
 
 inline upgrade_decision gateway_core::on_upgrade(const upgrade_request& request) {
-    const auto refuse = [this](int status, const char* body) {
+    const auto refuse = [this](upgrade_result result, const char* body) {
         upgrades_refused.fetch_add(1, std::memory_order_relaxed);
+        count_upgrade(result);
+        const int status = upgrade_result_status(result);
         upgrade_decision d;
         d.status = status;
         d.body = body;
         return d;
     };
-    if (stopping.load(std::memory_order_acquire)) return refuse(503, "Server shutting down");
+    if (stopping.load(std::memory_order_acquire)) return refuse(upgrade_result::shutting_down, "Server shutting down");
 
     const std::string_view resource = request.resource();
     const auto question = resource.find('?');
     const std::string_view path = resource.substr(0, question);
     const std::string_view query = question == std::string_view::npos ? std::string_view{} : resource.substr(question + 1);
-    if (path != options.path) return refuse(404, "Not found");
+    if (path != options.path) return refuse(upgrade_result::not_found, "Not found");
 
     if (!connect_limiter_.allow(request.remote_address(), static_cast<double>(options.connect_burst),
                                 options.connects_per_second))
-        return refuse(429, "Too many connection attempts");
+        return refuse(upgrade_result::rate_limited, "Too many connection attempts");
 
     const std::string_view origin = request.header("Origin");
     if (!options.allowed_origins.empty() && !origin.empty() &&
         std::find(options.allowed_origins.begin(), options.allowed_origins.end(), origin) ==
             options.allowed_origins.end())
-        return refuse(403, "Origin not allowed");
+        return refuse(upgrade_result::forbidden_origin, "Origin not allowed");
 
     // Credentials: the Authorization header first, then the opt-in browser forms.
     auth::credential credential;
@@ -643,7 +664,7 @@ inline upgrade_decision gateway_core::on_upgrade(const upgrade_request& request)
         auth::authorization_header_options parse_options;
         parse_options.accept_api_key = options.accept_api_keys;
         if (auth::parse_authorization_header(authorization, credential, parse_options))
-            return refuse(401, "Invalid or missing credentials");
+            return refuse(upgrade_result::unauthorized, "Invalid or missing credentials");
         have_credential = true;
     } else if (options.accept_query_token && !query.empty()) {
         std::string token;
@@ -664,7 +685,7 @@ inline upgrade_decision gateway_core::on_upgrade(const upgrade_request& request)
             }
         }
     }
-    if (!have_credential) return refuse(401, "Invalid or missing credentials");
+    if (!have_credential) return refuse(upgrade_result::unauthorized, "Invalid or missing credentials");
 
     auto connection = std::make_shared<connection_state>(shared_from_this(),
                                                          next_connection_id.fetch_add(1, std::memory_order_relaxed),
@@ -672,7 +693,8 @@ inline upgrade_decision gateway_core::on_upgrade(const upgrade_request& request)
     if (credential.kind == auth::credential_kind::reconnect) {
         // Consuming a reconnection token is store I/O: it happens after the
         // upgrade (§18 "asynchronous checks"); only its shape is checked here.
-        if (!session::is_reconnect_token(credential.value)) return refuse(401, "Invalid or missing credentials");
+        if (!session::is_reconnect_token(credential.value))
+            return refuse(upgrade_result::unauthorized, "Invalid or missing credentials");
         connection->reconnect_token = std::move(credential.value);
     } else {
         auto slot = std::make_shared<validation_slot>();
@@ -690,11 +712,11 @@ inline upgrade_decision gateway_core::on_upgrade(const upgrade_request& request)
             });
         } catch (...) {
             log(log_level::error, "token_validator threw during async_validate; upgrade refused");
-            return refuse(500, "Internal error");
+            return refuse(upgrade_result::internal_error, "Internal error");
         }
         std::unique_lock<std::mutex> lock(slot->mutex);
         if (slot->done) {
-            if (slot->error) return refuse(401, "Invalid or missing credentials");
+            if (slot->error) return refuse(upgrade_result::unauthorized, "Invalid or missing credentials");
             connection->identity = std::move(slot->who);
             connection->identity_ready = true;
         } else {
@@ -706,14 +728,15 @@ inline upgrade_decision gateway_core::on_upgrade(const upgrade_request& request)
     if (connection->identity_ready) {
         const auto sid = session_id_for(connection->identity, options.guid_salt);
         if (account_sessions(connection->identity.subject, sid) >= options.max_sessions_per_account)
-            return refuse(503, "Too many sessions for this account");
+            return refuse(upgrade_result::over_capacity, "Too many sessions for this account");
     }
 
     if (connections.fetch_add(1, std::memory_order_acq_rel) >= options.max_connections) {
         connections.fetch_sub(1, std::memory_order_acq_rel);
-        return refuse(503, "Server at capacity");
+        return refuse(upgrade_result::over_capacity, "Server at capacity");
     }
     upgrades_accepted.fetch_add(1, std::memory_order_relaxed);
+    count_upgrade(upgrade_result::accepted);
     upgrade_decision accept;
     accept.subprotocol = std::move(subprotocol);
     accept.context = std::move(connection);
@@ -725,6 +748,10 @@ inline void gateway_core::on_open(const std::shared_ptr<transport_connection>& t
     if (!raw) return;
     auto connection = raw->shared_from_this();
     connection->transport = t;
+    if (metrics) {
+        connection->counted_open = true;
+        metrics->on_connection_open();
+    }
     {
         std::lock_guard<std::mutex> lock(registry_mutex);
         open_connections.emplace(connection->id(), connection);
@@ -748,6 +775,10 @@ inline void gateway_core::on_close(const std::shared_ptr<transport_connection>& 
     const bool park = connection->parkable(code) && options.reconnect_queue_max_bytes > 0 &&
                       !stopping.load(std::memory_order_acquire);
     connection->on_closed();
+    if (metrics && connection->counted_open) {
+        connection->counted_open = false;
+        metrics->on_connection_close(connection->close_code_sent() != 0 ? connection->close_code_sent() : code);
+    }
     {
         std::lock_guard<std::mutex> lock(registry_mutex);
         open_connections.erase(connection->id());
@@ -1347,14 +1378,21 @@ inline void connection_state::change_permissions(std::vector<std::string> roles,
 // ---------------------------------------------------------------------------
 // connection_state: sending and closing
 
-inline void connection_state::send_frame(protocol::bytes_view bytes) {
-    if (closing_) return;
+inline bool connection_state::send_frame(protocol::bytes_view bytes) {
+    if (closing_) return false;
     if (transport->buffered_amount() + bytes.size() > core_->options.max_send_queue_bytes) {
         core_->log(log_level::warning, "send queue limit exceeded; closing slow consumer with 4005");
         close_with(4005, "slow consumer");
-        return;
+        return false;
     }
     transport->send(frame_kind::binary, bytes);
+    if (auto* m = core_->metrics) m->on_message_out(bytes.size());
+    return true;
+}
+
+inline void connection_state::send_response(protocol::bytes_view bytes, protocol::response_code code) {
+    if (send_frame(bytes))
+        if (auto* m = core_->metrics) m->on_response(code);
 }
 
 inline void connection_state::close_with(std::uint16_t code, std::string_view reason) {
@@ -1458,7 +1496,7 @@ inline void connection_state::reply_error(const protocol::frame_view& frame, pro
     header.code = code;
     std::uint8_t bytes[protocol::response_header_size];
     protocol::encode_header(header, bytes);
-    send_frame(protocol::bytes_view(bytes, sizeof bytes));
+    send_response(protocol::bytes_view(bytes, sizeof bytes), code);
 }
 
 inline void connection_state::send_text_refusal() {
@@ -1472,12 +1510,13 @@ inline void connection_state::send_text_refusal() {
     header.code = protocol::response_code::text_protocol_not_supported;
     std::uint8_t bytes[protocol::response_header_size];
     protocol::encode_header(header, bytes);
-    send_frame(protocol::bytes_view(bytes, sizeof bytes));
+    send_response(protocol::bytes_view(bytes, sizeof bytes), header.code);
 }
 
 inline void connection_state::on_frame(frame_kind kind, protocol::bytes_view bytes) {
     using protocol::message_flags;
     using protocol::response_code;
+    if (auto* m = core_->metrics) m->on_message_in(bytes.size());
     if (closing_) return;
     if (kind == frame_kind::text) {
         send_text_refusal();
@@ -1561,7 +1600,7 @@ inline void connection_state::on_frame(frame_kind kind, protocol::bytes_view byt
         header.message_id = frame.message_id;
         reply_buffer_.clear();
         protocol::append_frame(reply_buffer_, header, protocol::bytes_view(body));
-        send_frame(protocol::bytes_view(reply_buffer_));
+        send_response(protocol::bytes_view(reply_buffer_), header.code);
         return;
     }
     // 9. Rate limit.
@@ -1640,6 +1679,8 @@ inline void connection_state::deliver(pending_call& call, protocol::response_cod
                                       protocol::bytes_view payload) {
     if (call.delivered || phase_ == phase::closed) return;
     call.delivered = true;
+    if (auto* m = core_->metrics)  // dispatch time = deadline - timeout: no extra state per call
+        m->on_handler_latency(steady::now() - (call.deadline() - core_->options.handler_timeout));
     const auto& header = call.header();
     // Event-flagged requests are fire-and-forget: no reply for whatever the
     // handler answered (errors of §8.2 steps 1-9 are replied before this).
@@ -1654,7 +1695,7 @@ inline void connection_state::deliver(pending_call& call, protocol::response_cod
         reply_buffer_.clear();
         protocol::append_frame(reply_buffer_, reply,
                                code == protocol::response_code::ok ? payload : protocol::bytes_view{});
-        send_frame(protocol::bytes_view(reply_buffer_));
+        send_response(protocol::bytes_view(reply_buffer_), code);
     }
     finish_channel(header.channel);
 }
@@ -1745,7 +1786,7 @@ inline void connection_state::reply_code(const protocol::request_header& request
     reply_buffer_.clear();
     protocol::append_frame(reply_buffer_, header,
                            code == protocol::response_code::ok ? payload : protocol::bytes_view{});
-    send_frame(protocol::bytes_view(reply_buffer_));
+    send_response(protocol::bytes_view(reply_buffer_), code);
 }
 
 // ---------------------------------------------------------------------------
@@ -1905,6 +1946,71 @@ inline void connection_state::route_peer(const protocol::frame_view& frame, prot
     });
 }
 
+// ---------------------------------------------------------------------------
+// gateway_core: statistics and GET metrics_path
+
+inline gateway_stats gateway_core::snapshot() const {
+    gateway_stats s;
+    s.connections = connections.load(std::memory_order_acquire);
+    {
+        std::lock_guard<std::mutex> lock(registry_mutex);
+        s.sessions = sessions.size();
+    }
+    s.upgrades_accepted = upgrades_accepted.load(std::memory_order_relaxed);
+    s.upgrades_refused = upgrades_refused.load(std::memory_order_relaxed);
+    s.frames_dropped = frames_dropped.load(std::memory_order_relaxed);
+    {
+        std::lock_guard<std::mutex> lock(registry_mutex);
+        s.parked_sessions = parked.size();
+        s.queued_events = parked_events;
+    }
+    s.queued_events_dropped = queued_events_dropped.load(std::memory_order_relaxed);
+    s.queued_events_delivered = queued_events_delivered.load(std::memory_order_relaxed);
+    s.sessions_resumed = sessions_resumed.load(std::memory_order_relaxed);
+    s.sessions_expired = sessions_expired.load(std::memory_order_relaxed);
+    s.client_calls_pending = client_calls_pending.load(std::memory_order_relaxed);
+    s.client_calls_timed_out = client_calls_timed_out.load(std::memory_order_relaxed);
+    s.responses_unmatched = responses_unmatched.load(std::memory_order_relaxed);
+    s.peer_messages_forwarded = peer_messages_forwarded.load(std::memory_order_relaxed);
+    return s;
+}
+
+inline bool gateway_core::render_metrics(std::string& out) const {
+    if (!metrics) return false;
+    const auto s = snapshot();
+    const scrape_value values[] = {
+        {"sessions", "gauge", "Sessions attached to a connection on this node.", s.sessions},
+        {"upgrading_or_open_connections", "gauge", "Connections counted against max_connections (upgrading or open).",
+         s.connections},
+        {"frames_dropped_total", "counter", "Binary frames without a readable header (no reply possible).",
+         s.frames_dropped},
+        {"parked_sessions", "gauge", "Sessions waiting for their client to reconnect.", s.parked_sessions},
+        {"queued_events", "gauge", "Events held for parked sessions.", s.queued_events},
+        {"queued_events_dropped_total", "counter", "Events that never reached their parked session.",
+         s.queued_events_dropped},
+        {"queued_events_delivered_total", "counter", "Queued events delivered after a reconnection.",
+         s.queued_events_delivered},
+        {"sessions_resumed_total", "counter", "Parked sessions picked up by a reconnection.", s.sessions_resumed},
+        {"sessions_expired_total", "counter", "Parked sessions whose reconnection window passed.", s.sessions_expired},
+        {"client_calls_pending", "gauge", "Server-to-client requests awaiting the client's answer.",
+         s.client_calls_pending},
+        {"client_calls_timed_out_total", "counter", "Server-to-client requests the client did not answer in time.",
+         s.client_calls_timed_out},
+        {"responses_unmatched_total", "counter", "Response frames from clients no pending request was waiting for.",
+         s.responses_unmatched},
+        {"peer_messages_forwarded_total", "counter", "Client-to-client messages handed to a target.",
+         s.peer_messages_forwarded},
+    };
+    return metrics->render_exposition(out, values, sizeof values / sizeof values[0]);
+}
+
+inline bool gateway_core::metrics_allowed(std::string_view remote) const {
+    // Loopback by default: 127.0.0.0/8 and ::1 (IPv4-mapped addresses arrive as IPv4).
+    if (options.metrics_allowed_addresses.empty()) return remote == "::1" || remote.rfind("127.", 0) == 0;
+    return std::find(options.metrics_allowed_addresses.begin(), options.metrics_allowed_addresses.end(), remote) !=
+           options.metrics_allowed_addresses.end();
+}
+
 }  // namespace gatehouse::server::detail
 
 namespace gatehouse::server {
@@ -1946,6 +2052,19 @@ inline void validate_options(const gateway_options& o) {
     }
     if (o.max_client_calls_per_session == 0) fail("max_client_calls_per_session must be at least 1");
     if (o.peer_broadcast && !o.peer_routing) fail("peer_broadcast needs peer_routing");
+    const auto check_http_path = [&](const std::string& value, const char* name) {
+        if (value.empty()) return;
+        if (value.front() != '/') fail(std::string(name) + " must start with '/' (empty disables it)");
+        if (value.find('?') != std::string::npos) fail(std::string(name) + " must not contain a query");
+        if (value.compare(0, o.path.size(), o.path) == 0 || o.path.compare(0, value.size(), value) == 0)
+            fail(std::string(name) + " must not overlap the WebSocket path");
+    };
+    check_http_path(o.metrics_path, "metrics_path");
+    check_http_path(o.health_path, "health_path");
+    if (!o.metrics_path.empty() && o.metrics_path == o.health_path)
+        fail("metrics_path and health_path must differ");
+    for (const auto& address : o.metrics_allowed_addresses)
+        if (address.empty()) fail("metrics_allowed_addresses must not contain an empty address");
 }
 
 /// The built-in `connect:/connect/refresh` (§18): `{"accessToken": "..."}`
@@ -2312,31 +2431,9 @@ GATEHOUSE_DECL void gateway::watch_revocations(std::shared_ptr<auth::revocation_
     subscription.reset();
 }
 
-GATEHOUSE_DECL gateway_stats gateway::stats() const {
-    gateway_stats s;
-    s.connections = core_->connections.load(std::memory_order_acquire);
-    {
-        std::lock_guard<std::mutex> lock(core_->registry_mutex);
-        s.sessions = core_->sessions.size();
-    }
-    s.upgrades_accepted = core_->upgrades_accepted.load(std::memory_order_relaxed);
-    s.upgrades_refused = core_->upgrades_refused.load(std::memory_order_relaxed);
-    s.frames_dropped = core_->frames_dropped.load(std::memory_order_relaxed);
-    {
-        std::lock_guard<std::mutex> lock(core_->registry_mutex);
-        s.parked_sessions = core_->parked.size();
-        s.queued_events = core_->parked_events;
-    }
-    s.queued_events_dropped = core_->queued_events_dropped.load(std::memory_order_relaxed);
-    s.queued_events_delivered = core_->queued_events_delivered.load(std::memory_order_relaxed);
-    s.sessions_resumed = core_->sessions_resumed.load(std::memory_order_relaxed);
-    s.sessions_expired = core_->sessions_expired.load(std::memory_order_relaxed);
-    s.client_calls_pending = core_->client_calls_pending.load(std::memory_order_relaxed);
-    s.client_calls_timed_out = core_->client_calls_timed_out.load(std::memory_order_relaxed);
-    s.responses_unmatched = core_->responses_unmatched.load(std::memory_order_relaxed);
-    s.peer_messages_forwarded = core_->peer_messages_forwarded.load(std::memory_order_relaxed);
-    return s;
-}
+GATEHOUSE_DECL gateway_stats gateway::stats() const { return core_->snapshot(); }
+
+GATEHOUSE_DECL bool gateway::metrics_exposition(std::string& out) const { return core_->render_metrics(out); }
 
 GATEHOUSE_DECL const gateway_options& gateway::options() const noexcept { return core_->options; }
 

@@ -26,6 +26,12 @@
 // from the length field before anything is buffered), 1011 for a length not
 // encoded minimally (websocketpp's mapping; RFC 6455 only forbids sending
 // one). Tested in tests/server/test_hostile_frames.cpp.
+//
+// Plain HTTP requests (no upgrade) reach the http handler: GET metrics_path
+// (Prometheus text, only for loopback or allow-listed peers, else 404 like
+// any unknown path), GET health_path (200/503, JSON), 405 for other methods
+// on those two; elsewhere 426 on the WebSocket path, 404 otherwise, both
+// counted as refused upgrades. Tested in tests/server/test_http_endpoints.cpp.
 #pragma once
 
 #include <gatehouse/server/gateway.hpp>
@@ -351,10 +357,11 @@ private:
     void arm_upgrade_deadline(const connection_ptr& con) {
         con->upgrade_deadline = std::make_unique<asio::steady_timer>(io_, core_->options.handshake_timeout);
         std::weak_ptr<typename connection_ptr::element_type> weak = con;
-        auto expire = [weak](const std::error_code& ec) {
+        auto expire = [weak, core = core_](const std::error_code& ec) {
             if (ec) return;
             auto c = weak.lock();
             if (!c || c->get_state() != websocketpp::session::state::connecting) return;
+            core->count_upgrade(upgrade_result::handshake_timeout);
             std::error_code ignored;
             c->get_raw_socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
         };
@@ -482,16 +489,60 @@ private:
             websocketpp::lib::error_code ec;
             auto c = server_.get_con_from_hdl(hdl, ec);
             if (ec) return;
-            const std::string& resource = c->get_resource();
-            const bool ours = resource.compare(0, core_->options.path.size(), core_->options.path) == 0;
-            c->set_status(ours ? websocketpp::http::status_code::upgrade_required
-                               : websocketpp::http::status_code::not_found);
-            c->set_body(ours ? "This endpoint only accepts WebSocket connections" : "Not found");
-            c->append_header("Content-Type", "text/plain");
+            answer_http(c);
         });
         if constexpr (is_tls) {
             server_.set_tls_init_handler([this](websocketpp::connection_hdl) { return tls_context_; });
         }
+    }
+
+    /// Plain HTTP on the listening port: metrics_path, health_path, and for
+    /// anything else 426 (the WebSocket path) or 404, counted as refused
+    /// upgrades (bad_request, not_found).
+    void answer_http(const connection_ptr& c) {
+        const auto& o = core_->options;
+        const std::string& resource = c->get_resource();
+        const std::string_view path = std::string_view(resource).substr(0, resource.find('?'));
+        const bool get = c->get_request().get_method() == "GET";
+        const auto plain = [&](websocketpp::http::status_code::value status, const char* body) {
+            c->set_status(status);
+            c->set_body(body);
+            c->append_header("Content-Type", "text/plain");
+        };
+        if (!o.metrics_path.empty() && path == o.metrics_path && core_->metrics_allowed(remote_of(c))) {
+            if (!get) return method_not_allowed(c);
+            std::string body;
+            body.reserve(16 * 1024);
+            if (!core_->render_metrics(body)) return plain(websocketpp::http::status_code::not_found, "Not found");
+            c->set_status(websocketpp::http::status_code::ok);
+            c->append_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+            c->append_header("Cache-Control", "no-store");
+            c->set_body(std::move(body));
+            return;
+        }
+        if (!o.health_path.empty() && path == o.health_path) {
+            if (!get) return method_not_allowed(c);
+            const bool stopping = core_->stopping.load(std::memory_order_acquire);
+            c->set_status(stopping ? websocketpp::http::status_code::service_unavailable
+                                   : websocketpp::http::status_code::ok);
+            c->append_header("Content-Type", "application/json");
+            c->append_header("Cache-Control", "no-store");
+            c->set_body(stopping ? "{\"status\":\"stopping\"}" : "{\"status\":\"running\"}");
+            return;
+        }
+        const bool ours = resource.compare(0, o.path.size(), o.path) == 0;
+        core_->count_upgrade(ours ? upgrade_result::bad_request : upgrade_result::not_found);
+        if (ours)
+            plain(websocketpp::http::status_code::upgrade_required, "This endpoint only accepts WebSocket connections");
+        else
+            plain(websocketpp::http::status_code::not_found, "Not found");
+    }
+
+    static void method_not_allowed(const connection_ptr& c) {
+        c->set_status(websocketpp::http::status_code::method_not_allowed);
+        c->append_header("Allow", "GET");
+        c->append_header("Content-Type", "text/plain");
+        c->set_body("Method not allowed");
     }
 
     bool validate(websocketpp::connection_hdl hdl) {
@@ -506,6 +557,7 @@ private:
             c->replace_header("Sec-WebSocket-Version", "13");
             c->set_body("Unsupported WebSocket version");
             c->append_header("Content-Type", "text/plain");
+            core_->count_upgrade(upgrade_result::bad_request);
             return false;
         }
         const std::string remote = remote_of(c);

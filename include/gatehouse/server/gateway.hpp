@@ -64,6 +64,21 @@
 // a new one), drawn from OpenSSL's CSPRNG, and known to this node only
 // (peer messages do not cross nodes).
 //
+// Observability (gateway_options "observability", server/metrics.hpp): with
+// options.metrics set, the gateway reports upgrades (accepted, or refused by
+// reason: on_upgrade, plain HTTP on the WebSocket path or elsewhere, a
+// handshake that timed out), connections opened and closed (by the close
+// code this side sent, else the peer's, 1006 for a drop), every WebSocket
+// message and its bytes in and out, every response code sent, and the time
+// from dispatching a request to its handler's answer (or timeout). Each is a
+// virtual call on the I/O thread; prometheus_metrics counts it in a per-thread
+// shard with a relaxed atomic add: no allocation, lock or formatting per
+// message. The built-in transport serves GET metrics_path (loopback only by
+// default; not for the public internet) and GET health_path (200 running,
+// 503 stopping) on the listening port; metrics_exposition() gives hosts the
+// same text. Log lines (options.log) and metrics never contain tokens, keys
+// or reconnection tokens.
+//
 // Threading: endpoint registration happens before listen()/the first
 // connection. Every other public member is thread-safe and never blocks on
 // network I/O; push and session calls post to the connections' executors.
@@ -296,6 +311,13 @@ public:
     GATEHOUSE_DECL void watch_revocations(std::shared_ptr<auth::revocation_list> list);
 
     GATEHOUSE_DECL gateway_stats stats() const;
+    /// Appends what GET metrics_path serves (Prometheus text format 0.0.4:
+    /// options.metrics' exposition, then the session, reconnection-queue and
+    /// client-call values of stats()) to `out`, for hosts that serve it
+    /// themselves (other transports, their own HTTP server). False, `out`
+    /// untouched, when options.metrics is null or has no exposition. Any
+    /// thread; allocates (a scrape, not the message path).
+    GATEHOUSE_DECL bool metrics_exposition(std::string& out) const;
     GATEHOUSE_DECL const gateway_options& options() const noexcept;
 
 private:

@@ -37,8 +37,9 @@ enum class upgrade_result : std::uint8_t {
     over_capacity,      ///< 503: node or account connection cap
     handshake_timeout,  ///< the upgrade did not complete in time
     internal_error,     ///< 500 or a failure of ours
+    shutting_down,      ///< 503: the gateway is stopping
 };
-inline constexpr std::size_t upgrade_result_count = 9;
+inline constexpr std::size_t upgrade_result_count = 10;
 
 /// Label value of an upgrade result ("accepted", "unauthorized", ...).
 constexpr std::string_view upgrade_result_name(upgrade_result r) noexcept {
@@ -52,9 +53,38 @@ constexpr std::string_view upgrade_result_name(upgrade_result r) noexcept {
     case upgrade_result::over_capacity: return "over_capacity";
     case upgrade_result::handshake_timeout: return "handshake_timeout";
     case upgrade_result::internal_error: return "internal_error";
+    case upgrade_result::shutting_down: return "shutting_down";
     }
     return "internal_error";
 }
+
+/// HTTP status answered for an upgrade result (0: none, the socket was
+/// dropped before an answer).
+constexpr int upgrade_result_status(upgrade_result r) noexcept {
+    switch (r) {
+    case upgrade_result::accepted: return 101;
+    case upgrade_result::bad_request: return 400;
+    case upgrade_result::not_found: return 404;
+    case upgrade_result::unauthorized: return 401;
+    case upgrade_result::forbidden_origin: return 403;
+    case upgrade_result::rate_limited: return 429;
+    case upgrade_result::over_capacity: return 503;
+    case upgrade_result::handshake_timeout: return 0;
+    case upgrade_result::internal_error: return 500;
+    case upgrade_result::shutting_down: return 503;
+    }
+    return 500;
+}
+
+/// A value the gateway keeps itself (gateway_stats: sessions, the
+/// reconnection queue, server-to-client requests), handed to the sink when
+/// the exposition is rendered rather than reported event by event.
+struct scrape_value {
+    std::string_view name;  ///< without the sink's prefix, e.g. "parked_sessions"
+    std::string_view type;  ///< "gauge" or "counter"
+    std::string_view help;
+    std::uint64_t value = 0;
+};
 
 class metrics_sink {
 public:
@@ -73,6 +103,16 @@ public:
     virtual void on_response(protocol::response_code) noexcept {}
     /// A handler or router answered (or timed out) this long after dispatch.
     virtual void on_handler_latency(std::chrono::nanoseconds) noexcept {}
+
+    /// GET /metrics (gateway_options::metrics_path): appends a Prometheus
+    /// text exposition (format 0.0.4) of what the sink counted, followed by
+    /// `extra`, and returns true; false (the default) when this sink has no
+    /// exposition, which the gateway answers with 404. Called on an I/O
+    /// thread, once per scrape (not on the message path): it may allocate.
+    virtual bool render_exposition(std::string& /*out*/, const scrape_value* /*extra*/,
+                                   std::size_t /*extra_count*/) const {
+        return false;
+    }
 };
 
 /// Counts everything in relaxed atomics, sharded per thread so that I/O
@@ -168,7 +208,11 @@ public:
         family("upgrades_total", "counter", "Upgrade requests by result.");
         for (std::size_t i = 0; i < upgrade_result_count; ++i) {
             const auto r = static_cast<upgrade_result>(i);
-            sample("upgrades_total", label("result", upgrade_result_name(r)), upgrades(r));
+            const int status = upgrade_result_status(r);
+            sample("upgrades_total",
+                   label("result", upgrade_result_name(r)) + "," +
+                       label("status", status == 0 ? std::string("none") : std::to_string(status)),
+                   upgrades(r));
         }
 
         family("messages_received_total", "counter", "WebSocket messages received.");
@@ -214,6 +258,19 @@ public:
         std::string out;
         render(out);
         return out;
+    }
+
+    /// render(out), then one family per `extra` value, named with this
+    /// sink's prefix.
+    bool render_exposition(std::string& out, const scrape_value* extra, std::size_t extra_count) const override {
+        render(out);
+        for (std::size_t i = 0; i < extra_count; ++i) {
+            const auto& v = extra[i];
+            out.append("# HELP ").append(prefix_).append(v.name).append(" ").append(v.help).append("\n");
+            out.append("# TYPE ").append(prefix_).append(v.name).append(" ").append(v.type).append("\n");
+            out.append(prefix_).append(v.name).append(" ").append(std::to_string(v.value)).append("\n");
+        }
+        return true;
     }
 
     /// The Content-Type of the exposition.

@@ -4,11 +4,13 @@
 #pragma once
 
 #include <gatehouse/routing/salted_guid.hpp>
+#include <gatehouse/server/metrics.hpp>
 
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -161,6 +163,41 @@ struct gateway_options {
     std::chrono::milliseconds handshake_timeout{5000};
 
     log_hook log;
+
+    // --- observability -------------------------------------------------------
+    /// Receives every upgrade, open, close (by close code), message and byte
+    /// in and out, response code sent and handler latency (from dispatch to
+    /// the responder's answer or the timeout), on the I/O threads (see
+    /// metrics.hpp). Null: nothing is counted (one branch per event).
+    /// `prometheus_metrics` counts in per-thread shards and renders GET
+    /// metrics_path. The gateway holds it for its lifetime; one sink may
+    /// serve several gateways (their counts add up).
+    std::shared_ptr<metrics_sink> metrics;
+    /// Plain HTTP GET (or HEAD) on the listening port (built-in transport):
+    /// the Prometheus text exposition of `metrics` (format 0.0.4, the
+    /// sink's families followed by the reconnection-queue, session and
+    /// client-call values of gateway_stats). Empty: disabled. Answered 404
+    /// when `metrics` is null or has no exposition (render_exposition).
+    ///
+    /// NOT FOR THE PUBLIC INTERNET: the numbers describe load and abuse
+    /// (refusals, limits hit) to whoever reads them. By default only
+    /// loopback peers (127.0.0.0/8, ::1) may read it; see
+    /// metrics_allowed_addresses. Anyone else gets the same 404 as an
+    /// unknown path. The exposition never contains tokens, keys, session ids
+    /// or accounts: only counts.
+    std::string metrics_path = "/metrics";
+    /// Who may read metrics_path. Empty (the default): loopback peers only.
+    /// Otherwise exactly these remote addresses, as the transport reports
+    /// them ("10.0.0.7"; IPv4-mapped IPv6 addresses as IPv4; "fd00::2"),
+    /// loopback included only when listed ("127.0.0.1", "::1"). Behind a
+    /// proxy the proxy's address is what counts.
+    std::vector<std::string> metrics_allowed_addresses;
+    /// Health check for load balancers, open to every peer: 200 with
+    /// `{"status":"running"}` while the gateway serves, 503 with
+    /// `{"status":"stopping"}` once stop() was called (until the listening
+    /// socket closes, and on connections already accepted while draining).
+    /// Empty: disabled. Must differ from `path` and `metrics_path`.
+    std::string health_path = "/health";
 };
 
 }  // namespace gatehouse::server
