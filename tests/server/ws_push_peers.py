@@ -167,7 +167,15 @@ async def reconnect_with_token():
         else:
             r = await b.call("/test/push", {"to": CFG["session_a"], "name": name})
             check(r["error"] == "", f"push to a parked session failed: {r['error']}")
-    stats = await b.call("/test/stats")
+    # Alice saw the close before the server finished it: events pushed in
+    # between are held by the closing connection and move to the parked
+    # queue when the close completes, so wait for that (bounded).
+    deadline = time.monotonic() + 5
+    while True:
+        stats = await b.call("/test/stats")
+        if stats["parked_sessions"] == 1 or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.01)
     check(stats["parked_sessions"] == 1 and stats["queued_events"] == 3, f"stats while parked: {stats}")
 
     back = await Client.connect(f"Reconnect {token}")
