@@ -2,6 +2,8 @@
 
 #include <doctest/doctest.h>
 
+#include "../support/exposition.hpp"
+
 #include <map>
 #include <regex>
 #include <sstream>
@@ -13,28 +15,7 @@ namespace p = gatehouse::protocol;
 using namespace std::chrono_literals;
 
 namespace {
-/// name{labels} -> value, for every sample line; fails the test on a line
-/// that is not valid text exposition.
-std::map<std::string, std::string> samples(const std::string& text) {
-    static const std::regex comment(R"(# (HELP|TYPE) [a-zA-Z_:][a-zA-Z0-9_:]* .+)");
-    static const std::regex sample(R"(([a-zA-Z_:][a-zA-Z0-9_:]*(\{[a-z]+="[^"]*"(,[a-z]+="[^"]*")*\})?) (\S+))");
-    std::map<std::string, std::string> out;
-    std::istringstream in(text);
-    std::string line;
-    while (std::getline(in, line)) {
-        INFO(line);
-        std::smatch m;
-        if (line.rfind('#', 0) == 0) {
-            CHECK(std::regex_match(line, comment));
-            continue;
-        }
-        REQUIRE(std::regex_match(line, m, sample));
-        CHECK(out.count(m[1]) == 0);  // every series once
-        out[m[1]] = m[4];
-    }
-    CHECK(text.back() == '\n');
-    return out;
-}
+std::map<std::string, std::string> samples(const std::string& text) { return gatehouse::test::exposition_samples(text); }
 }  // namespace
 
 TEST_CASE("metrics: a fresh sink renders every family at zero") {

@@ -3,6 +3,7 @@
 // the exact count, and the gateway's own values (sessions, reconnection
 // queue, server-to-client requests) follow it in gateway::metrics_exposition.
 #include "harness.hpp"
+#include "../support/exposition.hpp"
 
 #include <gatehouse/server/metrics.hpp>
 
@@ -16,29 +17,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-/// name{labels} -> value for every sample line of a text exposition; fails
-/// the test on a line that is not valid exposition text.
-std::map<std::string, std::string> samples(const std::string& text) {
-    static const std::regex comment(R"(# (HELP|TYPE) [a-zA-Z_:][a-zA-Z0-9_:]* .+)");
-    static const std::regex sample(R"(([a-zA-Z_:][a-zA-Z0-9_:]*(\{[a-z]+="[^"]*"(,[a-z]+="[^"]*")*\})?) (\S+))");
-    std::map<std::string, std::string> out;
-    std::istringstream in(text);
-    std::string line;
-    while (std::getline(in, line)) {
-        INFO(line);
-        std::smatch m;
-        if (line.rfind('#', 0) == 0) {
-            CHECK(std::regex_match(line, comment));
-            continue;
-        }
-        REQUIRE(std::regex_match(line, m, sample));
-        CHECK(out.count(m[1]) == 0);
-        out[m[1]] = m[4];
-    }
-    REQUIRE_FALSE(text.empty());
-    CHECK(text.back() == '\n');
-    return out;
-}
+std::map<std::string, std::string> samples(const std::string& text) { return gatehouse::test::exposition_samples(text); }
 
 std::string upgrades_key(s::upgrade_result r) {
     const int status = s::upgrade_result_status(r);
