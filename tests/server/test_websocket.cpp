@@ -8,6 +8,7 @@
 #include <gatehouse/auth/api_key_validator.hpp>
 #include <gatehouse/auth/jwt_signer.hpp>
 #include <gatehouse/auth/jwt_validator.hpp>
+#include <gatehouse/auth/revocation.hpp>
 #include <gatehouse/auth/validator_chain.hpp>
 #include <gatehouse/server/gateway.hpp>
 #include <gatehouse/session/memory_session_store.hpp>
@@ -18,13 +19,16 @@
 #include <unistd.h>
 
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace auth = gatehouse::auth;
 namespace r = gatehouse::routing;
@@ -74,29 +78,52 @@ r::endpoint_options endpoint(std::string service, std::string path, std::string 
     return o;
 }
 
-/// A gateway listening on an ephemeral port, run on its own threads.
+/// A gateway listening on an ephemeral port, run on its own threads, with
+/// the revocation list it watches and the host threads test endpoints start.
 struct running_gateway {
     running_gateway(s::gateway_options options, std::size_t io_threads)
-        : store(std::make_shared<session::memory_session_store>()) {
+        : store(std::make_shared<session::memory_session_store>()),
+          revocations(std::make_shared<auth::memory_revocation_list>()) {
         options.io_threads = io_threads;
         options.port = 0;
         gw = std::make_unique<s::gateway>(std::move(options), make_validator(), store);
+        gw->watch_revocations(revocations);
     }
     void start() {
         REQUIRE_FALSE(gw->listen());
         REQUIRE(gw->local_port() != 0);
         thread = std::thread([this] { gw->run(); });
     }
+    /// Runs `body` on a host thread (not an I/O thread), joined before the
+    /// gateway stops; `body` should return soon once `stopping` is set.
+    void spawn(std::function<void()> body) {
+        std::lock_guard<std::mutex> lock(host_threads_mutex);
+        host_threads.emplace_back(std::move(body));
+    }
     ~running_gateway() {
+        stopping = true;
+        {
+            std::lock_guard<std::mutex> lock(host_threads_mutex);
+            for (auto& t : host_threads) t.join();
+        }
         gw->stop();
         if (thread.joinable()) thread.join();
     }
     std::shared_ptr<session::memory_session_store> store;
+    std::shared_ptr<auth::memory_revocation_list> revocations;
     std::unique_ptr<s::gateway> gw;
     std::thread thread;
+    std::atomic<bool> stopping{false};
+    std::mutex host_threads_mutex;
+    std::vector<std::thread> host_threads;
 };
 
-void add_endpoints(s::gateway& gw, const std::shared_ptr<session::memory_session_store>& store) {
+/// The JSON object of a request body, or a discarded value (is_object() false).
+nlohmann::json body_of(const r::request& req) { return nlohmann::json::parse(req.payload.as_chars(), nullptr, false); }
+
+void add_endpoints(running_gateway& host) {
+    s::gateway& gw = *host.gw;
+    const auto& store = host.store;
     auto echo = endpoint("demo", "/demo/echo", "Echoes the request body");
     echo.request_schema = {{"type", "object"}};
     gw.add_endpoint(echo, [](const r::request& req, r::responder answer) { answer.reply(req.payload.as_chars()); });
@@ -122,17 +149,17 @@ void add_endpoints(s::gateway& gw, const std::shared_ptr<session::memory_session
         answer.reply("{}");
     });
     gw.add_endpoint(endpoint("chat", "/chat/join"), [&gw](const r::request& req, r::responder answer) {
-        const auto body = nlohmann::json::parse(req.payload.as_chars(), nullptr, false);
+        const auto body = body_of(req);
         if (!body.is_object() || !body.contains("room") || !body["room"].is_string()) return (void)answer.fail(gatehouse::protocol::response_code::backend_bad_request);
         answer.reply_http(gw.join_group(req.session->session_id, "room:" + body["room"].get<std::string>()) ? 400 : 200, "{}");
     });
     gw.add_endpoint(endpoint("chat", "/chat/leave"), [&gw](const r::request& req, r::responder answer) {
-        const auto body = nlohmann::json::parse(req.payload.as_chars(), nullptr, false);
+        const auto body = body_of(req);
         if (!body.is_object() || !body.contains("room") || !body["room"].is_string()) return (void)answer.fail(gatehouse::protocol::response_code::backend_bad_request);
         answer.reply_http(gw.leave_group(req.session->session_id, "room:" + body["room"].get<std::string>()) ? 400 : 200, "{}");
     });
     gw.add_endpoint(endpoint("chat", "/chat/say"), [&gw](const r::request& req, r::responder answer) {
-        const auto body = nlohmann::json::parse(req.payload.as_chars(), nullptr, false);
+        const auto body = body_of(req);
         if (!body.is_object() || !body.contains("room") || !body["room"].is_string()) return (void)answer.fail(gatehouse::protocol::response_code::backend_bad_request);
         const auto n = gw.push_to_group("room:" + body["room"].get<std::string>(), "chat.message",
                                         {{"from", req.session->account_id}, {"text", body.value("text", "")}});
@@ -153,6 +180,51 @@ void add_endpoints(s::gateway& gw, const std::shared_ptr<session::memory_session
                                          if (ec) return (void)shared->fail(gatehouse::protocol::response_code::backend_internal_error);
                                          shared->reply(nlohmann::json{{"token", t.token}}.dump());
                                      });
+    });
+    // Revocation by a host call: {"session": id}.
+    gw.add_endpoint(endpoint("test", "/test/revoke-session"), [&gw](const r::request& req, r::responder answer) {
+        const auto body = body_of(req);
+        if (!body.is_object() || !body.contains("session") || !body["session"].is_string())
+            return (void)answer.fail(gatehouse::protocol::response_code::backend_bad_request);
+        auto shared = std::make_shared<r::responder>(std::move(answer));
+        gw.revoke_session(body["session"].get<std::string>(), [shared](std::error_code ec) {
+            if (ec) return (void)shared->reply_http(500, nlohmann::json{{"error", ec.message()}}.dump());
+            shared->reply("{}");
+        });
+    });
+    // Revocation through the watched revocation list: {"account": id}.
+    gw.add_endpoint(endpoint("test", "/test/revoke-account"), [&host](const r::request& req, r::responder answer) {
+        const auto body = body_of(req);
+        if (!body.is_object() || !body.contains("account") || !body["account"].is_string())
+            return (void)answer.fail(gatehouse::protocol::response_code::backend_bad_request);
+        auth::revocation entry;
+        entry.scope = auth::revocation_scope::account;
+        entry.value = body["account"].get<std::string>();
+        entry.until = std::chrono::system_clock::now() + std::chrono::hours(1);
+        if (auto ec = host.revocations->revoke(entry)) return (void)answer.reply_http(500, ec.message());
+        answer.reply("{}");
+    });
+    // Pushes `count` events of `size` bytes to the caller from a host thread,
+    // one every `interval_us`: {"count", "size", "interval_us"}. Answers at
+    // once; the pushes follow.
+    gw.add_endpoint(endpoint("test", "/test/flood"), [&host](const r::request& req, r::responder answer) {
+        const auto body = body_of(req);
+        if (!body.is_object()) return (void)answer.fail(gatehouse::protocol::response_code::backend_bad_request);
+        const auto count = body.value("count", 0);
+        const auto size = body.value("size", 0);
+        const auto interval = std::chrono::microseconds(body.value("interval_us", 1000));
+        if (count <= 0 || count > 100000 || size <= 0 || size > 1 << 20)
+            return (void)answer.fail(gatehouse::protocol::response_code::backend_bad_request);
+        answer.reply("{}");
+        host.spawn([&host, session_id = req.session->session_id, count, size, interval] {
+            const nlohmann::json event = {{"pad", std::string(static_cast<std::size_t>(size), 'f')}};
+            auto next = std::chrono::steady_clock::now();
+            for (int i = 0; i < count && !host.stopping; ++i) {
+                if (host.gw->push_to_session(session_id, "test.flood", event)) return;
+                next += interval;
+                std::this_thread::sleep_until(next);
+            }
+        });
     });
 }
 
@@ -195,8 +267,10 @@ void run_scenarios(std::size_t io_threads, bool tls = false) {
     options.connects_per_second = 0.5;
     options.ping_interval = std::chrono::milliseconds(100);
     options.handshake_timeout = std::chrono::milliseconds(1000);
+    options.max_send_queue_bytes = 1 << 20;
+    options.metrics = std::make_shared<s::prometheus_metrics>();
     running_gateway main(options, io_threads);
-    add_endpoints(*main.gw, main.store);
+    add_endpoints(main);
     main.start();
 
     // A second gateway for the connection caps.
@@ -204,7 +278,7 @@ void run_scenarios(std::size_t io_threads, bool tls = false) {
     capped_options.max_connections = 2;
     capped_options.max_sessions_per_account = 1;
     running_gateway capped(capped_options, 1);
-    add_endpoints(*capped.gw, capped.store);
+    add_endpoints(capped);
     capped.start();
 
     nlohmann::json config = {
@@ -223,6 +297,8 @@ void run_scenarios(std::size_t io_threads, bool tls = false) {
         {"max_payload", 1024},
         {"max_message", 4096},
         {"burst", 200},
+        {"hs256_secret", hs256_secret},
+        {"max_send_queue", 1 << 20},
     };
     if (tls) config["tls_ca"] = tls_dir + "/cert.pem";
     const std::string config_path =

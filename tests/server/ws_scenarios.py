@@ -15,7 +15,10 @@ import struct
 import sys
 import time
 import urllib.parse
+import urllib.request
+import uuid
 
+import jwt
 import websockets
 
 CFG = json.load(open(sys.argv[1]))
@@ -35,6 +38,24 @@ def fail(message):
 def check(condition, message):
     if not condition:
         fail(message)
+
+
+def mint(subject, session_key=None, expires_in=600, permissions=()):
+    """An HS256 access token signed on the test side (PyJWT) with the gateway's secret."""
+    now = int(time.time())
+    claims = {"sub": subject, "session_key": session_key or str(uuid.uuid4()), "permissions": list(permissions),
+              "roles": ["player"], "iat": now, "exp": now + expires_in}
+    return jwt.encode(claims, CFG["hs256_secret"], algorithm="HS256"), claims
+
+
+def metric(name, labels=""):
+    """One sample of the gateway's GET /metrics (0 when absent)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{PORT}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    for line in text.splitlines():
+        if line.startswith(f"gatehouse_{name}{labels} "):
+            return float(line.split()[-1])
+    return 0.0
 
 
 # --- protocol, from PROTOCOL.md ------------------------------------------------
@@ -475,13 +496,156 @@ async def shutdown():
         pass
 
 
+async def token_expiry():
+    """§18: a token that expires while connected ends the session: a binary
+    disconnect notification without a reconnection token, then 4001."""
+    token, claims = mint("dave", expires_in=2)
+    c = await Client.connect(token)
+    check((await c.call(c.guid("/demo/echo"), b'{"alive":1}'))["code"] == 0, "works before expiry")
+    _, body = await c.wait_event("connect.disconnect-notification")
+    closed_at = time.time()
+    check(body["reason"] == "session_expired" and body["reconnectable"] is False, f"notification {body}")
+    check("reconnectionToken" not in body, f"no reconnection token on expiry: {body}")
+    await c.expect_close(4001)
+    # Not before the token's exp (second resolution), and promptly after it.
+    check(claims["exp"] - 0.05 <= closed_at < claims["exp"] + 1.5,
+          f"closed at {closed_at:.3f}, token exp {claims['exp']}")
+    # An expired token cannot open a session again (within the validator's leeway
+    # it is upgraded and closed 4001 at once; beyond it, refused with 401).
+    try:
+        again = await Client.connect(token, wait_manifest=False)
+        await again.expect_close(4001)
+        check(not again.manifests, "an expired token got a manifest")
+        print("   expired token again: upgraded, closed 4001")
+    except websockets.exceptions.InvalidStatusCode as e:
+        check(e.status_code == 401, f"status {e.status_code}")
+        print("   expired token again: 401")
+
+
+async def expiry_and_refresh():
+    """Both take seconds of wall time: run them side by side."""
+    await asyncio.gather(token_expiry(), refresh_keeps_session())
+
+
+async def refresh_keeps_session():
+    """§18: /connect/refresh with a later token moves the expiry: the connection
+    outlives the first token, and the new expiry is the one enforced."""
+    first, claims = mint("erin", expires_in=2)
+    c = await Client.connect(first)
+    second, later = mint("erin", claims["session_key"], expires_in=4)
+    r = await c.call(c.guid("/connect/refresh"), json.dumps({"accessToken": second}))
+    check(r["code"] == 0, f"refresh {r}")
+    await asyncio.sleep(max(0.0, claims["exp"] + 0.5 - time.time()))
+    r = await c.call(c.guid("/demo/echo"), b'{"after":"first exp"}')
+    check(r["code"] == 0 and r["payload"] == b'{"after":"first exp"}', "alive after the first token's exp")
+    deadline = later["exp"] + 2
+    while True:
+        try:
+            await c.pump(timeout=max(0.1, deadline - time.time()))
+        except websockets.ConnectionClosed:
+            break
+        check(time.time() < deadline, "still open after the refreshed token's exp")
+    check(c.ws.close_code == 4001 and time.time() >= later["exp"] - 0.05, f"close {c.ws.close_code}")
+    names = [b.get("eventName") for _, b in c.events]
+    check(names == ["connect.disconnect-notification"], f"events {names}")
+
+
+async def revocation():
+    """§18: revocation closes the affected connections with 4002 (notified,
+    not reconnectable); the revoked session cannot come back; others go on."""
+    admin = await Client.connect(CFG["token_a"])
+    victim_token, victim_claims = mint("frank")
+    victim = await Client.connect(victim_token)
+    bystander = await Client.connect(mint("hank")[0])
+    started = time.monotonic()
+    r = await admin.call(admin.guid("/test/revoke-session"), json.dumps({"session": victim_claims["session_key"]}))
+    check(r["code"] == 0, f"revoke-session {r}")
+    _, body = await victim.wait_event("connect.disconnect-notification")
+    check(body["reason"] == "kicked" and body["reconnectable"] is False and "reconnectionToken" not in body,
+          f"notification {body}")
+    await victim.expect_close(4002)
+    revoke_ms = (time.monotonic() - started) * 1000
+    # The same (still valid) JWT names a revoked session: upgraded, then 4002.
+    again = await Client.connect(victim_token, wait_manifest=False)
+    await again.expect_close(4002)
+    check(not again.manifests, "a revoked session got a manifest")
+
+    # Account-wide, through the revocation list the gateway watches: every
+    # connection of the account closes; other accounts' sessions do not.
+    gina = [await Client.connect(mint("gina")[0]) for _ in range(2)]
+    r = await admin.call(admin.guid("/test/revoke-account"), json.dumps({"account": "gina"}))
+    check(r["code"] == 0, f"revoke-account {r}")
+    for c in gina:
+        _, body = await c.wait_event("connect.disconnect-notification")
+        check(body["reason"] == "kicked", f"notification {body}")
+        await c.expect_close(4002)
+    r = await bystander.call(bystander.guid("/demo/echo"), b'{"still":"here"}')
+    check(r["code"] == 0 and r["payload"] == b'{"still":"here"}', "bystander unaffected")
+    check(not bystander.events, f"bystander got {bystander.events}")
+    await bystander.ws.close()
+    await admin.ws.close()
+    print(f"   revocation to close: {revoke_ms:.1f} ms")
+
+
+async def slow_consumer():
+    """§18: a client that stops reading is closed with 4005 once its send queue
+    passes max_send_queue_bytes; one that reads keeps up with more than that;
+    a bystander is unaffected; the session can come back (4005 is retryable)."""
+    before = await asyncio.to_thread(metric, "disconnects_total", '{code="4005"}')
+    # A reader: 2 MiB in 8 KiB events over ~0.5 s (twice the queue limit).
+    token, _ = mint("ivan")
+    reader = await Client.connect(token)
+    r = await reader.call(reader.guid("/test/flood"), json.dumps({"count": 256, "size": 8192, "interval_us": 2000}))
+    check(r["code"] == 0, f"flood {r}")
+    received = 0
+    while received < 256:
+        m = await reader.pump(timeout=5)
+        if not m["response"]:
+            received = sum(1 for _, b in reader.events if b.get("eventName") == "test.flood")
+    check(reader.ws.open, "a client that reads was closed")
+    await reader.ws.close()
+
+    # A client that stops reading: 64 KiB events every millisecond, up to 64 MiB.
+    token, claims = mint("judy")
+    slow = await Client.connect(token, max_queue=1, read_limit=1 << 16)
+    bystander = await Client.connect(mint("karl")[0])
+    r = await slow.call(slow.guid("/test/flood"), json.dumps({"count": 1024, "size": 65536, "interval_us": 1000}))
+    check(r["code"] == 0, f"flood {r}")
+    deadline = time.monotonic() + 10
+    while await asyncio.to_thread(metric, "disconnects_total", '{code="4005"}') < before + 1:
+        check(time.monotonic() < deadline, "no 4005 for a client that stopped reading")
+        r = await bystander.call(bystander.guid("/demo/echo"), b'{"meanwhile":1}')
+        check(r["code"] == 0, "bystander call during the flood")
+        await asyncio.sleep(0.1)
+    # Drained now, the slow client finds its events cut short and the
+    # connection gone: the close frame if it arrived before the server gave up
+    # waiting for the close handshake, else an abrupt end.
+    events = 0
+    try:
+        while True:
+            m = await slow.pump(timeout=5)
+            events += not m["response"]
+    except websockets.ConnectionClosed:
+        pass
+    check(slow.ws.close_code in (4005, 1006), f"close code {slow.ws.close_code}")
+    check(events < 1024, f"all {events} events reached a client that did not read")
+    print(f"   slow consumer: {events} of 1024 events read, close code {slow.ws.close_code}")
+    r = await bystander.call(bystander.guid("/demo/echo"), b'{"after":1}')
+    check(r["code"] == 0, "bystander after the flood")
+    await bystander.ws.close()
+    # 4005 is retryable (§13.2): the same credential resumes the session.
+    back = await Client.connect(token)
+    check(back.manifests[0][1]["sessionId"] == claims["session_key"], "same session after 4005")
+    await back.ws.close()
+
+
 async def main():
     if CFG.get("tls_ca"):
         scenarios = (tls,)
     else:
         scenarios = (manifest_shape, manifest_separate_write, fragmented_request, calls_and_codes, rate_limit,
                      events_groups_permissions, credentials, refusals, keepalive, replacement, refresh,
-                     shutdown)
+                     expiry_and_refresh, revocation, slow_consumer, shutdown)
     for scenario in scenarios:
         started = time.monotonic()
         try:
