@@ -639,13 +639,44 @@ async def slow_consumer():
     await back.ws.close()
 
 
+async def heartbeat_timeout():
+    """§14, §18: a client that stops answering pings is dropped pong_timeout
+    after a ping (the capped gateway pings every 400 ms and waits 200 ms); the
+    drop is retryable, so the same credential resumes the session."""
+    capped = f"ws://127.0.0.1:{CFG['capped_port']}/connect"
+    token, claims = mint("lena")
+    c = await Client.connect(token, url=capped)
+    original = c.ws.write_frame
+
+    async def no_pongs(fin, opcode, data, **kwargs):
+        if opcode == 0xA:
+            return None
+        return await original(fin, opcode, data, **kwargs)
+
+    c.ws.write_frame = no_pongs
+    started = time.monotonic()
+    try:
+        while True:
+            await c.pump(timeout=5)
+    except websockets.ConnectionClosed:
+        pass
+    elapsed = time.monotonic() - started
+    check(c.ws.close_code == 1006, f"close code {c.ws.close_code}")
+    check(0.19 <= elapsed < 2.0, f"dropped after {elapsed:.2f} s (ping every 0.4 s, pong timeout 0.2 s)")
+    back = await Client.connect(token, url=capped)
+    body = back.manifests[0][1]
+    check(body["sessionId"] == claims["session_key"] and body["reason"] == "session_reconnected", f"resumed {body}")
+    await back.ws.close()
+    print(f"   heartbeat timeout: dropped after {elapsed * 1000:.0f} ms")
+
+
 async def main():
     if CFG.get("tls_ca"):
         scenarios = (tls,)
     else:
         scenarios = (manifest_shape, manifest_separate_write, fragmented_request, calls_and_codes, rate_limit,
                      events_groups_permissions, credentials, refusals, keepalive, replacement, refresh,
-                     expiry_and_refresh, revocation, slow_consumer, shutdown)
+                     expiry_and_refresh, heartbeat_timeout, revocation, slow_consumer, shutdown)
     for scenario in scenarios:
         started = time.monotonic()
         try:
