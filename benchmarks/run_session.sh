@@ -15,6 +15,10 @@
 #       command   our own commands over that keyspace: MGET of a record key
 #                 and an activity key (load), SET ... XX PX ... GET (touch):
 #                 what Redis itself can do for our operations.
+#     and, for scale, the cheapest single commands that could carry load and
+#     touch at all: keyspace-GET above (one key per load) and PEXPIRE over
+#     that keyspace (a touch that only slides a TTL); their ratios to the hot
+#     baselines bound what any key schema could reach.
 #     Besides the rates it prints the Redis server's CPU per operation for
 #     every run (INFO cpu), and our client's CPU per operation.
 #   - Memory: bench_session_memory (100,000 live sessions, one core) beside a
@@ -82,6 +86,7 @@ for round in $(seq "$ROUNDS"); do
     bench "$round" keyspace-SET -r "$POPULATION" SET 'bs:a:__rand_int__' 1700000000001 PX 1800000
     bench "$round" command-load -r "$POPULATION" MGET 'bs:s:__rand_int__' 'bs:a:__rand_int__'
     bench "$round" command-touch -r "$POPULATION" SET 'bs:a:__rand_int__' 1700000000002 XX PX 1800000 GET
+    bench "$round" keyspace-PEXPIRE -r "$POPULATION" PEXPIRE 'bs:a:__rand_int__' 1800000
     redis-cli -p "$PORT" flushall >/dev/null
     GATEHOUSE_REDIS_PORT=$PORT "$BENCH_DIR/bench_session_redis" --benchmark_filter='BM_redis_(load|touch)' \
         --benchmark_out="$WORK/redis-$round.json" --benchmark_out_format=json | grep '^BM_' | sed "s/^/$round /"
@@ -124,7 +129,7 @@ for op, ref in (("load", "GET"), ("touch", "SET")):
 print()
 print("Redis CPU per operation, median over rounds (us): " + ", ".join(
     "%s %.2f" % (name, statistics.median(base[(r, name)][1] for r in range(1, rounds + 1)))
-    for name in ("hot-GET", "hot-SET", "keyspace-GET", "keyspace-SET", "command-load", "command-touch")) +
+    for name in ("hot-GET", "hot-SET", "keyspace-GET", "keyspace-SET", "command-load", "command-touch", "keyspace-PEXPIRE")) +
     ", ours: load %.2f, touch %.2f" % (statistics.median(ours[(r, "load")][2] for r in range(1, rounds + 1)),
                                       statistics.median(ours[(r, "touch")][2] for r in range(1, rounds + 1))))
 print("Client CPU per operation, median (us): load %.2f, touch %.2f" % (
@@ -136,6 +141,9 @@ for op in ("load", "touch"):
     print("  %-6s hot %s   keyspace %s   command %s" % (op, spread(ratios[(op, "hot")]),
           spread(ratios[(op, "keyspace")]), spread(ratios[(op, "command")])))
 print("goal (issue 4): load and touch >= 0.70 of the pipelined GET / SET rate ('hot').")
+print("single-command bounds, median over rounds: keyspace GET / hot GET %.2f, keyspace PEXPIRE / hot SET %.2f" % (
+    statistics.median(base[(r, "keyspace-GET")][0] / base[(r, "hot-GET")][0] for r in range(1, rounds + 1)),
+    statistics.median(base[(r, "keyspace-PEXPIRE")][0] / base[(r, "hot-SET")][0] for r in range(1, rounds + 1))))
 for b in json.load(open(work + "/redis-create.json"))["benchmarks"]:
     print("create+revoke: %.0f operations/s (Lua scripts; no goal)" % b["items_per_second"])
 PY

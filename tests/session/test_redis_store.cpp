@@ -348,6 +348,24 @@ TEST_CASE("redis store: invalid options are rejected at construction") {
     bad = good;
     bad.reconnect_delay_max = 1ms;
     CHECK_THROWS_AS(redis_session_store(io.executor(), bad), std::invalid_argument);
+    bad = good;
+    bad.host.clear();
+    CHECK_THROWS_AS(redis_session_store(io.executor(), bad), std::invalid_argument);
+    bad = good;
+    bad.database = -1;
+    CHECK_THROWS_AS(redis_session_store(io.executor(), bad), std::invalid_argument);
+}
+
+TEST_CASE("redis store: the connection options are the ones the event bus shares") {
+    namespace d = adapters::redis::detail;
+    adapters::redis::redis_session_store_options o;
+    d::connection_options& connection = o;  // one struct for both adapters
+    CHECK(connection.host == "127.0.0.1");
+    CHECK(connection.port == 6379);
+    CHECK(o.key_prefix == "gatehouse:");  // the store's own default
+    CHECK(d::connection_options_problem(connection) == nullptr);
+    connection.reconnect_delay_min = 0ms;
+    CHECK(std::string(d::connection_options_problem(connection)) == "timeouts must be positive (and max >= min delay)");
 }
 
 TEST_CASE("redis store: completions arrive on the executor's threads") {
@@ -385,4 +403,31 @@ TEST_CASE("redis store: a host name is resolved, without blocking the executor")
     auto created = kit::create(store, record_for("named-host-acct"));
     REQUIRE_FALSE(created.ec);
     CHECK_FALSE(kit::load(store, created.value.session_id).ec);
+}
+
+TEST_CASE("redis store: scripts run by their SHA-1, and by their text once Redis forgot them") {
+    namespace d = adapters::redis::detail;
+    auto& server = test::shared_redis();
+    for (const char* script : d::all_scripts)  // what EVALSHA names them by
+        CHECK(server.command({"SCRIPT", "LOAD", script}) == d::script_sha1(script));
+    test::io_runner io;
+    auto options = test::redis_options(server.port());
+    redis_session_store store(io.executor(), options);
+    auto first = kit::create(store, record_for("script-acct"));
+    REQUIRE_FALSE(first.ec);
+    // Every script answers NOSCRIPT once: each operation still succeeds.
+    REQUIRE(server.command({"SCRIPT", "FLUSH"}) == "OK");
+    auto second = kit::create(store, record_for("script-acct"));
+    REQUIRE_FALSE(second.ec);
+    CHECK_FALSE(kit::update(store, second.value).ec);
+    auto token = kit::issue(store, second.value.session_id, 1min);
+    REQUIRE_FALSE(token.ec);
+    CHECK_FALSE(kit::consume(store, token.value.token).ec);
+    CHECK(kit::list_account(store, "script-acct").value.size() == 2);
+    CHECK_FALSE(kit::revoke(store, first.value.session_id));
+    CHECK(kit::revoke_account(store, "script-acct").value == 1);
+    // And again, now that the fallback (EVAL) cached them.
+    auto third = kit::create(store, record_for("script-acct"));
+    REQUIRE_FALSE(third.ec);
+    CHECK_FALSE(kit::revoke(store, third.value.session_id));
 }

@@ -64,6 +64,7 @@
 // Requires Redis 6.2 or later (XADD ... MAXLEN ~, SET ... PX).
 #pragma once
 
+#include <gatehouse/adapters/redis/detail/connection_options.hpp>
 #include <gatehouse/adapters/redis/detail/hiredis_asio.hpp>
 #include <gatehouse/cluster/detail/inbound.hpp>
 #include <gatehouse/cluster/envelope.hpp>
@@ -98,24 +99,16 @@
 
 namespace gatehouse::adapters::redis {
 
-struct redis_event_bus_options {
+/// Connection options (host, port, password, database, command_timeout,
+/// reconnect delays): see detail/connection_options.hpp. host must be an IP
+/// address here (hiredis resolves names with a blocking getaddrinfo on every
+/// reconnect, on the executor's thread). Pub/sub ignores databases: separate
+/// deployments on one Redis need separate key_prefix values.
+struct redis_event_bus_options : detail::connection_options {
     /// This node's id: [A-Za-z0-9._:-], 1..64 characters, unique in the cluster.
     std::string node_id;
-    /// An IP address (hiredis resolves names with a blocking getaddrinfo on
-    /// every reconnect, on the executor's thread).
-    std::string host = "127.0.0.1";
-    int port = 6379;
-    /// Sent with AUTH after every connect when not empty. Never logged.
-    std::string password;
-    /// SELECTed after every connect when not 0. Pub/sub ignores databases:
-    /// separate deployments on one Redis need separate key_prefix values.
-    int database = 0;
     /// Prepended to every key and channel.
     std::string key_prefix = "gatehouse:bus:";
-    /// Longest wait for an answer before an operation fails with `timeout`.
-    std::chrono::milliseconds command_timeout{1000};
-    std::chrono::milliseconds reconnect_delay_min{50};
-    std::chrono::milliseconds reconnect_delay_max{1000};
     /// The heartbeat key is refreshed this often ...
     std::chrono::milliseconds heartbeat_interval{1000};
     /// ... and expires this long after the last refresh: a node that
@@ -1219,12 +1212,8 @@ private:
     static redis_event_bus_options validated(redis_event_bus_options o) {
         auto fail = [](const char* what) { throw std::invalid_argument(std::string("redis_event_bus: ") + what); };
         if (!cluster::valid_node_id(o.node_id)) fail("node id must be 1..64 characters of [A-Za-z0-9._:-]");
-        if (o.host.empty()) fail("host is empty");
-        if (o.port <= 0 || o.port > 65535) fail("port out of range");
+        if (const char* problem = detail::connection_options_problem(o)) fail(problem);
         if (o.key_prefix.empty()) fail("key_prefix is empty");
-        if (o.command_timeout.count() <= 0 || o.reconnect_delay_min.count() <= 0 ||
-            o.reconnect_delay_max < o.reconnect_delay_min)
-            fail("timeouts must be positive (and max >= min delay)");
         if (o.heartbeat_interval.count() <= 0 || o.heartbeat_ttl <= o.heartbeat_interval)
             fail("heartbeat_interval must be positive and below heartbeat_ttl");
         if (o.read_block.count() <= 0 || o.read_batch == 0) fail("read_block and read_batch must be positive");

@@ -22,7 +22,8 @@
 // and the connection is dropped and re-established (Redis answers in order,
 // so a stuck command means a stuck connection). No operation ever hangs.
 //
-// Requires Redis 7.0 or later (SET ... XX GET, PEXPIRE ... LT, Lua EVAL).
+// Requires Redis 7.0 or later (SET ... XX GET, PEXPIRE ... LT, Lua scripts
+// run with EVALSHA).
 //
 // Lifetime: destroy (or close()) the store before its io_context; pending
 // operations then complete with session_errc::store_closed as long as the
@@ -45,7 +46,20 @@
 //   P acct:{account} set    the {id}s of the account's sessions; TTL max_lifetime +
 //                           tombstone_retention from its newest session
 // Multi-key changes run as Lua scripts (atomic); load is one MGET of two keys
-// and touch one SET ... XX GET, close to the cost of a plain GET / SET.
+// and touch one SET ... XX GET.
+//
+// Why the activity has a key of its own (measured with redis-benchmark over
+// 10,000 sessions, benchmarks/run_session.sh): touch must slide the idle
+// expiry without reviving a session that already expired, and load must
+// return the last activity. A blind in-place write into the record (LSET
+// into a list, SETRANGE into the string) cannot refuse an expired session;
+// a touch that only slides a TTL (PEXPIRE, the cheapest write) leaves load
+// without the last activity unless it also reads the TTL, a second command;
+// reading record and activity from one list or hash (LRANGE, HGETALL) costs
+// Redis as much as the MGET of two strings. One key each way would bound
+// load at the rate of a GET of a record-sized value over the keyspace (about
+// 0.8 of redis-benchmark's hot-key GET) and touch at that of PEXPIRE (about
+// 0.75 of its hot-key SET).
 //
 // Migration: before schema 2 (this one), {id} kept its dashes. Keys written
 // by an earlier version are not read: their sessions are not found (their
@@ -57,6 +71,7 @@
 // its record in Redis until it is next looked at or its max_lifetime passes.
 #pragma once
 
+#include <gatehouse/adapters/redis/detail/connection_options.hpp>
 #include <gatehouse/adapters/redis/detail/record_codec.hpp>
 #include <gatehouse/adapters/redis/detail/reply_arena.hpp>
 #include <gatehouse/adapters/redis/detail/session_scripts.hpp>
@@ -92,23 +107,14 @@
 
 namespace gatehouse::adapters::redis {
 
-struct redis_session_store_options : session::session_store_options {
-    /// An IP address, or a host name resolved (asynchronously) on every
-    /// (re)connect.
-    std::string host = "127.0.0.1";
-    int port = 6379;
-    /// Sent with AUTH after every connect when not empty. Never logged.
-    std::string password;
-    /// SELECTed after every connect when not 0.
-    int database = 0;
+/// Connection options (host, port, password, database, command_timeout,
+/// reconnect delays): see detail/connection_options.hpp. host may be a host
+/// name, resolved (asynchronously) on every (re)connect.
+struct redis_session_store_options : session::session_store_options, detail::connection_options {
     /// Prepended to every key; lets several deployments share one Redis.
-    /// At most 10 bytes keeps the hot keys in Redis's cheapest string form
-    /// (see the key schema above).
+    /// At most 10 bytes keeps the session keys in Redis's cheapest string
+    /// form (see the key schema above).
     std::string key_prefix = "gatehouse:";
-    /// Longest wait for an answer before an operation fails with `timeout`.
-    std::chrono::milliseconds command_timeout{1000};
-    std::chrono::milliseconds reconnect_delay_min{50};
-    std::chrono::milliseconds reconnect_delay_max{1000};
 };
 
 namespace detail {
@@ -184,6 +190,9 @@ public:
         put(a);
         crlf();
     }
+
+    /// Bytes already in RESP (arguments formatted by another writer).
+    void raw(std::string_view resp) noexcept { put(resp); }
 
     void number(long long v) noexcept {
         char digits[24];
@@ -288,6 +297,7 @@ public:
           idle_timeout_text_(ms(options_.idle_timeout)) {
         out_.reserve(64 * 1024);
         writing_.reserve(64 * 1024);
+        for (std::size_t i = 0; i < all_scripts.size(); ++i) script_shas_[i] = script_sha1(all_scripts[i]);
     }
 
     // Only reached without close() when the io_context died first: the
@@ -586,22 +596,48 @@ private:
         command({"SREM", key("acct:", account), stored}, [](std::error_code, redisReply*) {});
     }
 
+    /// Runs a script of session_scripts.hpp by its SHA-1 (EVALSHA); when
+    /// Redis no longer has it (NOSCRIPT), again with its text (EVAL, which
+    /// also caches it). Script calls are rare next to load and touch: the
+    /// arguments are kept formatted, once, for that retry.
     void eval(const char* script, std::initializer_list<std::string> keys, std::initializer_list<std::string> args,
               reply_handler handler) {
-        const std::string_view body(script);
-        std::size_t room = resp_writer::header_room + resp_writer::arg_room(4) + resp_writer::arg_room(body.size()) +
-                           resp_writer::arg_room(20);
+        std::size_t room = resp_writer::arg_room(20);
         for (const auto& k : keys) room += resp_writer::arg_room(k.size());
         for (const auto& a : args) room += resp_writer::arg_room(a.size());
-        auto out = begin_command(room);
-        out.array(3 + keys.size() + args.size());
-        out.arg("EVAL");
-        out.arg(body);
+        std::string arguments(room, '\0');
+        resp_writer out(arguments.data());
         out.number(static_cast<long long>(keys.size()));
         for (const auto& k : keys) out.arg(k);
         for (const auto& a : args) out.arg(a);
+        arguments.resize(static_cast<std::size_t>(out.position() - arguments.data()));
+        send_script(script, 3 + keys.size() + args.size(), std::move(arguments), true, std::move(handler));
+    }
+
+    /// `arguments`: numkeys, the keys and the arguments, formatted; `count`:
+    /// the number of RESP arguments of the whole command.
+    void send_script(const char* script, std::size_t count, std::string arguments, bool by_sha, reply_handler handler) {
+        const std::string_view name = by_sha ? std::string_view(sha_of(script)) : std::string_view(script);
+        auto out = begin_command(resp_writer::header_room + resp_writer::arg_room(7) + resp_writer::arg_room(name.size()) +
+                                 arguments.size());
+        out.array(count);
+        out.arg(by_sha ? "EVALSHA" : "EVAL");
+        out.arg(name);
+        out.raw(arguments);
         end_command(out);
-        send_generic(std::move(handler));
+        if (!by_sha) return send_generic(std::move(handler));
+        send_generic([self = shared_from_this(), script, count, arguments = std::move(arguments),
+                      handler = std::move(handler)](std::error_code ec, redisReply* reply) mutable {
+            if (!ec && reply->type == REDIS_REPLY_ERROR && text_of(reply).substr(0, 8) == "NOSCRIPT")
+                return self->send_script(script, count, std::move(arguments), false, std::move(handler));
+            handler(ec, reply);
+        });
+    }
+
+    const std::string& sha_of(const char* script) const noexcept {
+        std::size_t i = 0;
+        while (i + 1 < all_scripts.size() && all_scripts[i] != script) ++i;
+        return script_shas_[i];
     }
 
     void command(std::initializer_list<std::string_view> args, reply_handler handler) {
@@ -895,6 +931,7 @@ private:
     bool write_in_flight_ = false;
     bool flush_scheduled_ = false;
     std::string idle_timeout_text_;  // touch's PX argument, formatted once
+    std::array<std::string, all_scripts.size()> script_shas_;  // of all_scripts, in order
     bool timeout_armed_ = false;
     bool closed_ = false;
     std::atomic<bool> connected_{false};
@@ -993,12 +1030,9 @@ private:
     }
 
     static redis_session_store_options validated(redis_session_store_options o) {
-        if (o.host.empty()) throw std::invalid_argument("redis_session_store: host is empty");
-        if (o.port <= 0 || o.port > 65535) throw std::invalid_argument("redis_session_store: port out of range");
+        if (const char* problem = detail::connection_options_problem(o))
+            throw std::invalid_argument(std::string("redis_session_store: ") + problem);
         if (o.key_prefix.empty()) throw std::invalid_argument("redis_session_store: key_prefix is empty");
-        if (o.command_timeout.count() <= 0 || o.reconnect_delay_min.count() <= 0 ||
-            o.reconnect_delay_max < o.reconnect_delay_min)
-            throw std::invalid_argument("redis_session_store: timeouts must be positive (and max >= min delay)");
         if (o.idle_timeout.count() <= 0 || o.max_lifetime.count() <= 0 || o.tombstone_retention.count() <= 0 ||
             o.max_reconnect_window.count() <= 0)
             throw std::invalid_argument("redis_session_store: session durations must be positive");

@@ -4,7 +4,20 @@
 // record layout of record_codec.hpp: header 1-10, token expiry 11-26, last
 // activity at issue 27-42, token hash 43-106, account length 107-110,
 // account from 111, creation time (hex16) right after the account.
+//
+// The store runs them with EVALSHA (Redis then neither receives nor hashes
+// the text on every call) and, when Redis answers NOSCRIPT (first use since
+// Redis started, or its script cache was flushed), once more with EVAL and
+// the text, which caches the script again. Nothing is loaded on connect: a
+// restarted Redis costs each script one extra round trip, once.
 #pragma once
+
+#include <openssl/evp.h>
+
+#include <array>
+#include <cstddef>
+#include <string>
+#include <string_view>
 
 namespace gatehouse::adapters::redis::detail {
 
@@ -144,6 +157,26 @@ inline constexpr const char* consume_token_script =
     "end\n"
     "redis.call('SET', ak, ARGV[3], 'PX', ARGV[5])\n"
     "return {3, id, v, ARGV[3]}\n";
+
+inline constexpr std::array<const char*, 7> all_scripts = {create_script,         update_script,
+                                                           revoke_script,         revoke_account_script,
+                                                           list_account_script,   issue_token_script,
+                                                           consume_token_script};
+
+/// The name of a script in Redis's script cache: the SHA-1 of its text, in
+/// lowercase hex (what SCRIPT LOAD answers and EVALSHA takes).
+inline std::string script_sha1(std::string_view body) {
+    unsigned char digest[EVP_MAX_MD_SIZE] = {};
+    unsigned int digest_size = 0;
+    EVP_Digest(body.data(), body.size(), digest, &digest_size, EVP_sha1(), nullptr);
+    static constexpr char digits[] = "0123456789abcdef";
+    std::string hex(40, '0');
+    for (std::size_t i = 0; i < 20; ++i) {
+        hex[2 * i] = digits[digest[i] >> 4];
+        hex[2 * i + 1] = digits[digest[i] & 0xf];
+    }
+    return hex;
+}
 
 #undef GATEHOUSE_REDIS_LUA_STATE
 #undef GATEHOUSE_REDIS_LUA_REVOKE
