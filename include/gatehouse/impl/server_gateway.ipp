@@ -10,6 +10,7 @@
 #include <gatehouse/protocol/meta.hpp>
 #include <gatehouse/routing/event.hpp>
 #include <gatehouse/routing/meta.hpp>
+#include <gatehouse/server/deadline_queue.hpp>
 #include <gatehouse/server/gateway.hpp>
 #include <gatehouse/session/session.hpp>
 
@@ -21,6 +22,7 @@
 #include <deque>
 #include <mutex>
 #include <iterator>
+#include <memory>
 #include <optional>
 #include <random>
 #include <stdexcept>
@@ -37,6 +39,11 @@ class connection_state;
 /// The connection whose executor the current thread is running, while the
 /// gateway runs a handler; lets a responder completed inline skip the post.
 inline thread_local const connection_state* current_connection = nullptr;
+
+/// Where response frames are assembled before the transport copies them:
+/// one per thread rather than one per connection (whose capacity would stay
+/// with every connection that ever answered something).
+inline thread_local std::string reply_buffer;
 
 using steady = std::chrono::steady_clock;
 
@@ -115,18 +122,57 @@ struct queued_event {
     bool replayed = false;  ///< held for a parked session
 };
 
+/// A FIFO that allocates nothing until its first element: libstdc++'s
+/// std::deque allocates ~576 bytes on construction, even when it stays
+/// empty, and most connections never queue anything (idle sessions, handlers
+/// answering inline). Once used, the storage stays until clear() or
+/// release_if_empty().
+template <class T>
+class lazy_fifo {
+public:
+    lazy_fifo() noexcept = default;
+    lazy_fifo(lazy_fifo&& other) noexcept : items_(std::move(other.items_)) {}
+    lazy_fifo& operator=(lazy_fifo&& other) noexcept {
+        items_ = std::move(other.items_);
+        return *this;
+    }
+    lazy_fifo(const lazy_fifo&) = delete;
+    lazy_fifo& operator=(const lazy_fifo&) = delete;
+
+    bool empty() const noexcept { return !items_ || items_->empty(); }
+    std::size_t size() const noexcept { return items_ ? items_->size() : 0; }
+    T& front() { return items_->front(); }
+    const T& front() const { return items_->front(); }
+    void push_back(T item) { storage().push_back(std::move(item)); }
+    T pop_front() {
+        T item = std::move(items_->front());
+        items_->pop_front();
+        return item;
+    }
+    /// Frees the storage too.
+    void clear() noexcept { items_.reset(); }
+    void release_if_empty() noexcept {
+        if (items_ && items_->empty()) items_.reset();
+    }
+    /// The underlying deque, created on demand (for ordered insertion).
+    std::deque<T>& storage() {
+        if (!items_) items_ = std::make_unique<std::deque<T>>();
+        return *items_;
+    }
+
+private:
+    std::unique_ptr<std::deque<T>> items_;
+};
+
 /// Events ordered by push sequence, with their total size.
 class event_queue {
 public:
     event_queue() = default;
     event_queue(event_queue&& other) noexcept
-        : events_(std::move(other.events_)), bytes_(std::exchange(other.bytes_, 0)) {
-        other.events_.clear();
-    }
+        : events_(std::move(other.events_)), bytes_(std::exchange(other.bytes_, 0)) {}
     event_queue& operator=(event_queue&& other) noexcept {
         events_ = std::move(other.events_);
         bytes_ = std::exchange(other.bytes_, 0);
-        other.events_.clear();
         return *this;
     }
     event_queue(const event_queue&) = delete;
@@ -135,13 +181,15 @@ public:
     /// Inserts in sequence order (late arrivals are rare and land near the back).
     void insert(queued_event event) {
         bytes_ += event.frame->size();
-        auto at = events_.end();
-        while (at != events_.begin() && std::prev(at)->sequence > event.sequence) --at;
-        events_.insert(at, std::move(event));
+        auto& events = events_.storage();
+        auto at = events.end();
+        while (at != events.begin() && std::prev(at)->sequence > event.sequence) --at;
+        events.insert(at, std::move(event));
     }
+    /// The storage is freed with the last event: queues are mostly empty.
     queued_event pop_front() {
-        queued_event front = std::move(events_.front());
-        events_.pop_front();
+        queued_event front = events_.pop_front();
+        events_.release_if_empty();
         bytes_ -= front.frame->size();
         return front;
     }
@@ -155,7 +203,7 @@ public:
     }
 
 private:
-    std::deque<queued_event> events_;
+    lazy_fifo<queued_event> events_;
     std::size_t bytes_ = 0;
 };
 
@@ -238,11 +286,20 @@ struct session_keys {
 class pending_call final : public routing::detail::call_completion,
                            public std::enable_shared_from_this<pending_call> {
 public:
-    pending_call(std::weak_ptr<connection_state> owner, const protocol::request_header& header,
-                 steady::time_point deadline) noexcept
-        : owner_(std::move(owner)), header_(header), deadline_(deadline) {}
+    pending_call(std::weak_ptr<connection_state> owner, const connection_state* owner_address,
+                 const protocol::request_header& header, steady::time_point deadline) noexcept
+        : owner_(std::move(owner)), owner_address_(owner_address), header_(header), deadline_(deadline) {}
 
     bool complete(protocol::response_code code, bool binary, protocol::bytes_view payload) noexcept override;
+
+    /// Makes an answered call, that nobody but its connection holds, ready
+    /// for another request (connection executor).
+    void reset(const protocol::request_header& header, steady::time_point deadline) noexcept {
+        header_ = header;
+        deadline_ = deadline;
+        delivered = false;
+        answered_.store(false, std::memory_order_relaxed);
+    }
 
     /// Claims the answer for the gateway (timeout); false if already taken.
     bool claim() noexcept { return !answered_.exchange(true, std::memory_order_acq_rel); }
@@ -255,6 +312,9 @@ public:
 
 private:
     std::weak_ptr<connection_state> owner_;
+    /// Compared with current_connection only: an answer given inside the
+    /// handler call, on the owner's executor, needs no weak_ptr lock.
+    const connection_state* const owner_address_;
     protocol::request_header header_;
     steady::time_point deadline_;
     std::atomic<bool> answered_{false};
@@ -336,6 +396,35 @@ public:
     void remove_peer(const protocol::guid& peer, const connection_state* connection);
     std::shared_ptr<connection_state> find_peer(const protocol::guid& peer) const;
 
+    // --- timers ---
+    // Every connection's timed work (pings, token expiry, handler and
+    // server-to-client call timeouts, the manifest delay) goes through one
+    // deadline queue holding each connection's earliest wake-up, instead of
+    // a transport timer per connection and purpose (~300 bytes each on every
+    // idle session). One transport timer (post_after on a connection's
+    // transport, the "driver") is armed for the earliest wake-up; when it
+    // fires, the due connections are posted their on_timer() on their own
+    // executors.
+    /// Arms or moves `c`'s wake-up to `at`. Connection executor.
+    void schedule_wake(connection_state& c, steady::time_point at);
+    /// Disarms `c`'s wake-up. Any thread (also the destructor's).
+    void cancel_wake(connection_state& c) noexcept;
+    /// The driver's timer armed for `tick` fired (driver's executor).
+    void timer_tick(steady::time_point tick);
+    /// Arms the driver for the earliest wake-up unless a tick at or before
+    /// it is outstanding. timers_mutex held.
+    void arm_driver_locked(steady::time_point now);
+
+    std::mutex timers_mutex;
+    /// Guarded by timers_mutex, like every connection's hook in it.
+    deadline_queue<connection_state> timers;
+    /// The earliest outstanding driver tick (zero: none). timers_mutex.
+    steady::time_point timer_armed{};
+    /// The transport connection whose post_after drives the queue: the first
+    /// one that scheduled a wake-up (post_after keeps working after its
+    /// connection closed). timers_mutex; reset by ~gateway.
+    std::shared_ptr<transport_connection> timer_driver;
+
     /// Guarded by registry_mutex.
     auth::revocation_subscription revocation_watch;
 
@@ -364,7 +453,10 @@ public:
 
     mutable std::mutex registry_mutex;
     std::unordered_map<std::string, std::shared_ptr<connection_state>> sessions;
-    std::unordered_map<std::string, std::unordered_set<std::string>> accounts;
+    /// Account -> its sessions (live or parked). A vector, not a set: most
+    /// accounts have one session, and a one-element unordered_set costs
+    /// ~250 bytes (bucket array and node) on every idle session.
+    std::unordered_map<std::string, std::vector<std::string>> accounts;
     std::unordered_map<std::string, std::unordered_set<std::string>> groups;
     std::unordered_map<std::string, std::unordered_set<std::string>> session_groups;
     std::unordered_map<std::uint64_t, std::weak_ptr<connection_state>> open_connections;
@@ -387,16 +479,26 @@ public:
     enum class phase : std::uint8_t { validating, attaching, ready, closed };
 
     connection_state(std::shared_ptr<gateway_core> core, std::uint64_t id, std::string remote)
-        : core_(std::move(core)), id_(id), remote_(std::move(remote)) {}
+        : core_(std::move(core)), id_(id) {
+        upgrade->remote = std::move(remote);
+    }
+    /// gateway_core::timers_mutex guards it.
+    deadline_hook<connection_state> timer_hook{this};
     ~connection_state();
     connection_state(const connection_state&) = delete;
     connection_state& operator=(const connection_state&) = delete;
 
     // --- set during the upgrade, before the transport knows the connection ---
-    auth::identity identity;
-    bool identity_ready = false;
-    std::shared_ptr<validation_slot> validation;
-    std::string reconnect_token;  ///< secret; cleared once used
+    /// What only the upgrade and the attachment need; freed once the session
+    /// is attached (or the connection closed): an idle session keeps none of it.
+    struct upgrade_state {
+        auth::identity identity;
+        bool identity_ready = false;
+        std::shared_ptr<validation_slot> validation;
+        std::string reconnect_token;  ///< secret; cleared once used
+        std::string remote;           ///< then in session_info::remote_address
+    };
+    std::unique_ptr<upgrade_state> upgrade = std::make_unique<upgrade_state>();
     /// on_open reported it to the metrics sink (connection executor).
     bool counted_open = false;
     /// The close code this side sent (0: none).
@@ -407,16 +509,22 @@ public:
     std::shared_ptr<transport_connection> transport;
 
     std::uint64_t id() const noexcept { return id_; }
-    const std::string& remote() const noexcept { return remote_; }
     /// Attached session id and account: written before registration, then
     /// immutable (readable by any thread that found the connection in the registry).
     std::string session_id;
     std::string account_id;
+    /// The session as attached (identity included): set before registration,
+    /// then immutable like session_id; revocation matching reads it from
+    /// other threads. Handlers get info_, which a refresh replaces.
+    std::shared_ptr<const routing::session_info> attached_info;
 
     void start();
     void validated();
     void on_frame(frame_kind kind, protocol::bytes_view bytes);
     void on_closed();
+    /// The wake-up scheduled through gateway_core::schedule_wake is due (or
+    /// earlier: every check compares with the clock).
+    void on_timer();
     void deliver(pending_call& call, protocol::response_code code, bool binary, protocol::bytes_view payload);
     /// False when the frame was not handed to the transport (closing, or
     /// the send queue overflowed and the connection is now closing).
@@ -469,11 +577,33 @@ private:
         const routing::endpoint* target = nullptr;
         std::string payload;
     };
+    /// A channel with a request being handled or waiting. Few at a time
+    /// (at most max_in_flight busy), so a flat vector searched linearly: the
+    /// common case (one request on channel 0, answered inline) allocates
+    /// nothing per message.
     struct channel_state {
-        std::deque<queued_request> waiting;
+        std::uint16_t id = 0;
         bool busy = false;
         bool in_ready = false;
+        lazy_fifo<queued_request> waiting;
     };
+    struct pending_client_call {
+        std::shared_ptr<client_call> call;
+        steady::time_point deadline;
+    };
+    channel_state* find_channel(std::uint16_t id) noexcept {
+        for (auto& c : channels_)
+            if (c.id == id) return &c;
+        return nullptr;
+    }
+    void erase_channel(std::uint16_t id) noexcept {
+        for (auto& c : channels_)
+            if (c.id == id) {
+                if (&c != &channels_.back()) c = std::move(channels_.back());
+                channels_.pop_back();
+                return;
+            }
+    }
 
     void attach();
     void attached(session::session_record record);
@@ -481,14 +611,17 @@ private:
     void send_manifest(std::string_view reason);
     void reply_error(const protocol::frame_view& frame, protocol::response_code code);
     void send_text_refusal();
-    void enqueue(const protocol::frame_view& frame, const routing::endpoint* target);
-    void invoke(const routing::endpoint* target, const protocol::request_header& header, protocol::bytes_view payload);
+    void enqueue(const protocol::frame_view& frame, const routing::endpoint* target, steady::time_point now);
+    /// `now`: the dispatch time (the handler timeout counts from it).
+    void invoke(const routing::endpoint* target, const protocol::request_header& header, protocol::bytes_view payload,
+                steady::time_point now);
     void pump();
     void finish_channel(std::uint16_t channel);
-    void arm_sweep();
-    void sweep();
-    void schedule_ping();
+    void sweep(steady::time_point now);
     void schedule_expiry();
+    /// Asks the core for a wake-up at the earliest of this connection's
+    /// deadlines, if that is earlier than the one already requested.
+    void rearm_timer();
     void send_notification(std::string_view reason, const session::reconnect_token* token);
     void reply_code(const protocol::request_header& request, protocol::response_code code,
                     protocol::bytes_view payload = {});
@@ -501,37 +634,47 @@ private:
 
     std::shared_ptr<gateway_core> core_;
     const std::uint64_t id_;
-    const std::string remote_;
 
     phase phase_ = phase::validating;
     bool closing_ = false;
     bool reconnecting_ = false;
-    std::vector<std::string> roles_;
-    std::vector<std::string> permissions_;
     std::shared_ptr<const routing::session_info> info_;
     routing::session_routes routes_;
     token_bucket message_bucket_;
 
-    std::unordered_map<std::uint16_t, channel_state> channels_;
-    std::deque<std::uint16_t> ready_;
+    std::vector<channel_state> channels_;
+    lazy_fifo<std::uint16_t> ready_;
     std::size_t in_flight_ = 0;
     std::size_t queued_ = 0;
     bool pumping_ = false;
-    std::deque<std::shared_ptr<pending_call>> timed_calls_;
-    bool sweep_armed_ = false;
+    lazy_fifo<std::shared_ptr<pending_call>> timed_calls_;
+    /// A pending_call answered inline and owned by nobody else, reused by
+    /// the next request (no allocation per request in the common case).
+    std::shared_ptr<pending_call> spare_call_;
     std::uint32_t text_sequence_ = 0;
     bool notifying_ = false;
     /// When the current credential expires (refresh moves it); zero: never.
     std::optional<std::chrono::system_clock::time_point> token_expiry_;
-    std::uint64_t expiry_generation_ = 0;
-    std::string reply_buffer_;
+
+    // --- timed work (see gateway_core "timers"); zero: nothing scheduled ---
+    steady::time_point wake_{};          ///< the wake-up last requested
+    steady::time_point next_ping_{};
+    steady::time_point expiry_check_{};  ///< compare token_expiry_ with the system clock
+    steady::time_point manifest_at_{};
+    bool manifest_reconnected_ = false;
 
     /// Events waiting for the manifest, or for the next connection.
     event_queue held_;
     bool manifest_sent_ = false;
     /// The close code this side sent (0: none; the peer closed or vanished).
     std::uint16_t server_close_code_ = 0;
-    std::unordered_map<std::uint64_t, std::shared_ptr<client_call>> client_calls_;
+    /// Created with the first server-to-client call (most sessions get none).
+    std::unique_ptr<std::unordered_map<std::uint64_t, pending_client_call>> client_calls_;
+    std::unordered_map<std::uint64_t, pending_client_call>& client_calls() {
+        if (!client_calls_) client_calls_ = std::make_unique<std::unordered_map<std::uint64_t, pending_client_call>>();
+        return *client_calls_;
+    }
+    bool no_client_calls() const noexcept { return !client_calls_ || client_calls_->empty(); }
     protocol::guid peer_guid_{};
     bool has_peer_ = false;
 };
@@ -541,12 +684,14 @@ private:
 
 inline bool pending_call::complete(protocol::response_code code, bool binary, protocol::bytes_view payload) noexcept {
     if (answered_.exchange(true, std::memory_order_acq_rel)) return false;
-    auto owner = owner_.lock();
-    if (!owner) return false;
-    if (current_connection == owner.get()) {
-        owner->deliver(*this, code, binary, payload);
+    if (current_connection == owner_address_ && !owner_.expired()) {
+        // Inside a handler call on the owner's executor, and the owner is
+        // alive (not another connection at a recycled address): no lock.
+        const_cast<connection_state*>(owner_address_)->deliver(*this, code, binary, payload);
         return true;
     }
+    auto owner = owner_.lock();
+    if (!owner) return false;
     try {
         connection_state::post(owner, [self = shared_from_this(), code, binary,
                                        data = std::string(payload.as_chars())](connection_state& c) {
@@ -695,7 +840,7 @@ inline upgrade_decision gateway_core::on_upgrade(const upgrade_request& request)
         // upgrade (§18 "asynchronous checks"); only its shape is checked here.
         if (!session::is_reconnect_token(credential.value))
             return refuse(upgrade_result::unauthorized, "Invalid or missing credentials");
-        connection->reconnect_token = std::move(credential.value);
+        connection->upgrade->reconnect_token = std::move(credential.value);
     } else {
         auto slot = std::make_shared<validation_slot>();
         try {
@@ -717,17 +862,18 @@ inline upgrade_decision gateway_core::on_upgrade(const upgrade_request& request)
         std::unique_lock<std::mutex> lock(slot->mutex);
         if (slot->done) {
             if (slot->error) return refuse(upgrade_result::unauthorized, "Invalid or missing credentials");
-            connection->identity = std::move(slot->who);
-            connection->identity_ready = true;
+            connection->upgrade->identity = std::move(slot->who);
+            connection->upgrade->identity_ready = true;
         } else {
             // The validator needs I/O: decide after the 101 (closing 4001 on failure).
-            connection->validation = std::move(slot);
+            connection->upgrade->validation = std::move(slot);
         }
     }
 
-    if (connection->identity_ready) {
-        const auto sid = session_id_for(connection->identity, options.guid_salt);
-        if (account_sessions(connection->identity.subject, sid) >= options.max_sessions_per_account)
+    if (connection->upgrade->identity_ready) {
+        const auto& who = connection->upgrade->identity;
+        const auto sid = session_id_for(who, options.guid_salt);
+        if (account_sessions(who.subject, sid) >= options.max_sessions_per_account)
             return refuse(upgrade_result::over_capacity, "Too many sessions for this account");
     }
 
@@ -813,7 +959,9 @@ inline bool gateway_core::register_session(const std::shared_ptr<connection_stat
     auto& slot = sessions[connection->session_id];
     if (slot && slot != connection) replaced = std::move(slot);
     slot = connection;
-    accounts[connection->account_id].insert(connection->session_id);
+    auto& account = accounts[connection->account_id];
+    if (std::find(account.begin(), account.end(), connection->session_id) == account.end())
+        account.push_back(connection->session_id);
     const auto was_parked = parked.find(connection->session_id);
     if (was_parked != parked.end()) {
         // The session comes back: its groups and account never left it.
@@ -834,8 +982,13 @@ inline bool gateway_core::register_session(const std::shared_ptr<connection_stat
 inline void gateway_core::forget_session_locked(const std::string& session_id, const std::string& account_id) {
     const auto account = accounts.find(account_id);
     if (account != accounts.end()) {
-        account->second.erase(session_id);
-        if (account->second.empty()) accounts.erase(account);
+        auto& ids = account->second;
+        const auto at = std::find(ids.begin(), ids.end(), session_id);
+        if (at != ids.end()) {
+            if (at != ids.end() - 1) *at = std::move(ids.back());
+            ids.pop_back();
+        }
+        if (ids.empty()) accounts.erase(account);
     }
     const auto memberships = session_groups.find(session_id);
     if (memberships != session_groups.end()) {
@@ -869,8 +1022,8 @@ inline void gateway_core::unregister(connection_state& connection, bool park, ev
                 entry = parked_session{};
                 entry.session_id = connection.session_id;
                 entry.account_id = connection.account_id;
-                entry.token_id = connection.identity.token_id;
-                entry.session_key = connection.identity.session_key;
+                entry.token_id = connection.attached_info->identity.token_id;
+                entry.session_key = connection.attached_info->identity.session_key;
                 entry.until = now + options.reconnect_window;
                 entry.timers = connection.transport;
                 while (!held.empty()) {
@@ -1077,7 +1230,8 @@ std::size_t gateway_core::kick(Predicate matches) {
         std::lock_guard<std::mutex> lock(registry_mutex);
         for (const auto& entry : sessions) {
             const auto& c = *entry.second;
-            if (matches(session_keys{c.session_id, c.account_id, c.identity.token_id, c.identity.session_key}))
+            const auto& who = c.attached_info->identity;
+            if (matches(session_keys{c.session_id, c.account_id, who.token_id, who.session_key}))
                 targets.push_back(entry.second);
         }
         for (auto it = parked.begin(); it != parked.end();) {
@@ -1097,29 +1251,66 @@ std::size_t gateway_core::kick(Predicate matches) {
 }
 
 // ---------------------------------------------------------------------------
-// connection_state: attach
+// gateway_core: timers
 
-inline void connection_state::schedule_ping() {
-    const auto interval = core_->options.ping_interval.count();
-    if (interval <= 0 || closing_) return;
-    std::weak_ptr<connection_state> weak = weak_from_this();
-    transport->post_after(static_cast<std::uint32_t>(interval), [weak] {
-        auto self = weak.lock();
-        if (!self || self->closing_) return;
-        self->transport->ping(static_cast<std::uint32_t>(self->core_->options.pong_timeout.count()));
-        self->schedule_ping();
+inline void gateway_core::schedule_wake(connection_state& c, steady::time_point at) {
+    std::lock_guard<std::mutex> lock(timers_mutex);
+    timers.schedule(c.timer_hook, at);
+    if (!timer_driver) timer_driver = c.transport;
+    arm_driver_locked(steady::now());
+}
+
+inline void gateway_core::cancel_wake(connection_state& c) noexcept {
+    std::lock_guard<std::mutex> lock(timers_mutex);
+    timers.cancel(c.timer_hook);
+    if (timers.empty()) timers.shrink_if_sparse();
+}
+
+inline void gateway_core::arm_driver_locked(steady::time_point now) {
+    if (timers.empty() || !timer_driver) return;
+    const auto due = timers.next_due();
+    if (timer_armed != steady::time_point{} && timer_armed <= due) return;
+    timer_armed = due;
+    // Rounded up to whole milliseconds (post_after's unit): never early.
+    const auto left = std::chrono::ceil<std::chrono::milliseconds>(due - now).count();
+    const auto delay = static_cast<std::uint32_t>(std::clamp<std::int64_t>(left, 0, 24LL * 3600 * 1000));
+    std::weak_ptr<gateway_core> weak = weak_from_this();
+    timer_driver->post_after(delay, [weak, due] {
+        if (auto core = weak.lock()) core->timer_tick(due);
     });
 }
 
+inline void gateway_core::timer_tick(steady::time_point tick) {
+    std::vector<std::shared_ptr<connection_state>> due;
+    {
+        std::lock_guard<std::mutex> lock(timers_mutex);
+        if (timer_armed == tick) timer_armed = {};
+        const auto now = steady::now();
+        while (auto* c = timers.pop_due(now)) {
+            // Null when the connection is being destroyed (its destructor
+            // waits for this lock to disarm a hook that is gone already).
+            if (auto alive = c->weak_from_this().lock()) due.push_back(std::move(alive));
+        }
+        arm_driver_locked(now);
+    }
+    for (const auto& c : due) connection_state::post(c, [](connection_state& s) { s.on_timer(); });
+}
+
+// ---------------------------------------------------------------------------
+// connection_state: attach
+
 inline void connection_state::start() {
-    schedule_ping();
-    if (!reconnect_token.empty()) {
+    if (core_->options.ping_interval.count() > 0) {
+        next_ping_ = steady::now() + core_->options.ping_interval;
+        rearm_timer();
+    }
+    if (!upgrade->reconnect_token.empty()) {
         reconnecting_ = true;
         phase_ = phase::attaching;
         attach();
         return;
     }
-    if (identity_ready) {
+    if (upgrade->identity_ready) {
         phase_ = phase::attaching;
         attach();
         return;
@@ -1127,27 +1318,29 @@ inline void connection_state::start() {
     // The validator answers later; whoever comes second continues.
     bool done = false;
     {
-        std::lock_guard<std::mutex> lock(validation->mutex);
-        done = validation->done;
-        if (!done) validation->waiting = weak_from_this();
+        auto& slot = *upgrade->validation;
+        std::lock_guard<std::mutex> lock(slot.mutex);
+        done = slot.done;
+        if (!done) slot.waiting = weak_from_this();
     }
     if (done) validated();
 }
 
 inline void connection_state::validated() {
-    if (phase_ != phase::validating || closing_) return;
+    if (phase_ != phase::validating || closing_ || !upgrade) return;
     std::error_code error;
     {
-        std::lock_guard<std::mutex> lock(validation->mutex);
-        error = validation->error;
-        identity = std::move(validation->who);
+        auto& slot = *upgrade->validation;
+        std::lock_guard<std::mutex> lock(slot.mutex);
+        error = slot.error;
+        upgrade->identity = std::move(slot.who);
     }
-    validation.reset();
+    upgrade->validation.reset();
     if (error) {
         close_with(4001, "invalid credentials");
         return;
     }
-    identity_ready = true;
+    upgrade->identity_ready = true;
     phase_ = phase::attaching;
     attach();
 }
@@ -1169,12 +1362,13 @@ inline void connection_state::attach() {
     };
 
     if (reconnecting_) {
-        auto token = std::move(reconnect_token);
-        reconnect_token.clear();
+        auto token = std::move(upgrade->reconnect_token);
+        upgrade->reconnect_token.clear();
         store.consume_reconnect_token(token, std::move(finish));
         return;
     }
 
+    const auto& identity = upgrade->identity;
     session::session_record record;
     record.session_id = session_id_for(identity, core_->options.guid_salt);
     record.account_id = identity.subject;
@@ -1216,6 +1410,7 @@ inline void connection_state::attach() {
 
 inline void connection_state::attach_failed(std::error_code error) {
     if (closing_) return;
+    upgrade.reset();
     using session::session_errc;
     if (error == session_errc::revoked) {
         close_with(4002, "kicked");
@@ -1231,7 +1426,8 @@ inline void connection_state::attach_failed(std::error_code error) {
 }
 
 inline void connection_state::attached(session::session_record record) {
-    if (closing_ || phase_ != phase::attaching) return;
+    if (closing_ || phase_ != phase::attaching || !upgrade) return;
+    auto& identity = upgrade->identity;
     if (reconnecting_) {
         identity = auth::identity{};
         identity.subject = record.account_id;
@@ -1242,22 +1438,26 @@ inline void connection_state::attached(session::session_record record) {
     }
     session_id = record.session_id;
     account_id = record.account_id;
-    roles_ = std::move(record.roles);
-    permissions_ = std::move(record.permissions);
 
+    // The identity moves into the shared session_info: one copy per
+    // connection (its claims, session key...), read through attached_info.
+    token_expiry_ = identity.expires_at;
     auto info = std::make_shared<routing::session_info>();
     info->session_id = session_id;
     info->account_id = account_id;
-    info->identity = identity;
-    info->remote_address = remote_;
+    info->identity = std::move(identity);
+    info->remote_address = std::move(upgrade->remote);
+    upgrade.reset();
     info->connection_id = id_;
-    info_ = std::move(info);
+    info_ = info;
+    attached_info = std::move(info);
 
     std::shared_ptr<connection_state> replaced;
     bool resumed = false;
     event_queue queued;
     if (!core_->register_session(shared_from_this(), replaced, resumed, queued)) {
         session_id.clear();  // not registered: nothing to unregister
+        token_expiry_.reset();
         close_with(4008, "too many sessions for this account");
         return;
     }
@@ -1275,15 +1475,22 @@ inline void connection_state::attached(session::session_record record) {
         });
 
     const auto& o = core_->options;
-    routes_.rebuild(core_->registry, session_id, o.guid_salt, o.guid_order, roles_, permissions_);
+    // Roles and permissions matter only through the routes built from them:
+    // a connection keeps no copy.
+    routes_.rebuild(core_->registry, session_id, o.guid_salt, o.guid_order, record.roles, record.permissions);
     phase_ = phase::ready;
-    token_expiry_ = identity.expires_at;
     schedule_expiry();
-    const std::string reason(reconnecting_ || resumed ? routing::manifest_reason::session_reconnected
-                                                      : routing::manifest_reason::session_connected);
+    manifest_reconnected_ = reconnecting_ || resumed;
+    if (o.manifest_delay.count() > 0) {
+        manifest_at_ = steady::now() + o.manifest_delay;
+        rearm_timer();
+        return;
+    }
     std::weak_ptr<connection_state> weak = weak_from_this();
-    transport->post_after(static_cast<std::uint32_t>(o.manifest_delay.count()), [weak, reason] {
-        if (auto self = weak.lock()) self->send_manifest(reason);
+    transport->post([weak] {
+        if (auto self = weak.lock())
+            self->send_manifest(self->manifest_reconnected_ ? routing::manifest_reason::session_reconnected
+                                                            : routing::manifest_reason::session_connected);
     });
 }
 
@@ -1352,16 +1559,14 @@ inline void connection_state::disconnect_by_host(std::uint16_t code, const std::
 inline void connection_state::change_permissions(std::vector<std::string> roles, std::vector<std::string> permissions,
                                                  const std::string& reason) {
     if (closing_ || phase_ != phase::ready) return;
-    roles_ = std::move(roles);
-    permissions_ = std::move(permissions);
     const auto& o = core_->options;
-    routes_.rebuild(core_->registry, session_id, o.guid_salt, o.guid_order, roles_, permissions_);
+    routes_.rebuild(core_->registry, session_id, o.guid_salt, o.guid_order, roles, permissions);
     send_manifest(reason);
 
     // Keep the store's copy in step (load-modify-update: update replaces attributes too).
     auto store = core_->store;
     auto core = core_;
-    store->load(session_id, [store, core, roles = roles_, permissions = permissions_](
+    store->load(session_id, [store, core, roles = std::move(roles), permissions = std::move(permissions)](
                                 std::error_code ec, session::session_record record) mutable {
         if (ec) {
             core->log(log_level::warning, "could not store changed permissions: " + ec.message());
@@ -1380,12 +1585,11 @@ inline void connection_state::change_permissions(std::vector<std::string> roles,
 
 inline bool connection_state::send_frame(protocol::bytes_view bytes) {
     if (closing_) return false;
-    if (transport->buffered_amount() + bytes.size() > core_->options.max_send_queue_bytes) {
+    if (!transport->send_within(frame_kind::binary, bytes, core_->options.max_send_queue_bytes)) {
         core_->log(log_level::warning, "send queue limit exceeded; closing slow consumer with 4005");
         close_with(4005, "slow consumer");
         return false;
     }
-    transport->send(frame_kind::binary, bytes);
     if (auto* m = core_->metrics) m->on_message_out(bytes.size());
     return true;
 }
@@ -1441,22 +1645,17 @@ inline void connection_state::notify_and_close(std::uint16_t code, std::string_v
 }
 
 inline void connection_state::schedule_expiry() {
-    if (!token_expiry_) return;
-    const auto generation = ++expiry_generation_;
+    if (!token_expiry_) {
+        expiry_check_ = {};
+        return;
+    }
+    // The expiry is wall-clock time; the check is re-armed in steps of at
+    // most a day, and on_timer compares with the system clock again.
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*token_expiry_ -
                                                                             std::chrono::system_clock::now());
-    // post_after takes 32-bit milliseconds: re-arm in steps for far expiries.
     const auto step = std::min<std::int64_t>(std::max<std::int64_t>(left.count(), 0), 24LL * 3600 * 1000);
-    std::weak_ptr<connection_state> weak = weak_from_this();
-    transport->post_after(static_cast<std::uint32_t>(step), [weak, generation] {
-        auto self = weak.lock();
-        if (!self || self->closing_ || generation != self->expiry_generation_) return;
-        if (self->token_expiry_ && *self->token_expiry_ > std::chrono::system_clock::now()) {
-            self->schedule_expiry();
-            return;
-        }
-        self->notify_and_close(4001, "session expired", protocol::disconnect_reason::session_expired, false);
-    });
+    expiry_check_ = steady::now() + std::chrono::milliseconds(step);
+    rearm_timer();
 }
 
 inline void connection_state::refreshed(auth::identity fresh) {
@@ -1465,23 +1664,75 @@ inline void connection_state::refreshed(auth::identity fresh) {
     auto info = std::make_shared<routing::session_info>(*info_);
     info->identity = std::move(fresh);
     info_ = std::move(info);
-    if (token_expiry_)
-        schedule_expiry();
-    else
-        ++expiry_generation_;  // never expires now: cancel the pending check
+    schedule_expiry();  // never expiring now: the pending check is dropped
+}
+
+inline void connection_state::rearm_timer() {
+    if (phase_ == phase::closed) return;
+    steady::time_point earliest{};
+    const auto consider = [&earliest](steady::time_point t) {
+        if (t != steady::time_point{} && (earliest == steady::time_point{} || t < earliest)) earliest = t;
+    };
+    consider(manifest_at_);
+    if (!closing_) consider(next_ping_);
+    consider(expiry_check_);
+    if (!timed_calls_.empty()) consider(timed_calls_.front()->deadline());
+    if (client_calls_)
+        for (const auto& entry : *client_calls_) consider(entry.second.deadline);
+    if (earliest == steady::time_point{}) return;  // a wake-up already requested is harmless
+    if (wake_ != steady::time_point{} && wake_ <= earliest) return;
+    wake_ = earliest;
+    core_->schedule_wake(*this, earliest);
+}
+
+inline void connection_state::on_timer() {
+    wake_ = {};
+    if (phase_ == phase::closed) return;
+    const auto now = steady::now();
+    if (manifest_at_ != steady::time_point{} && manifest_at_ <= now) {
+        manifest_at_ = {};
+        send_manifest(manifest_reconnected_ ? routing::manifest_reason::session_reconnected
+                                            : routing::manifest_reason::session_connected);
+    }
+    if (next_ping_ != steady::time_point{} && next_ping_ <= now && !closing_) {
+        transport->ping(static_cast<std::uint32_t>(core_->options.pong_timeout.count()));
+        next_ping_ = now + core_->options.ping_interval;
+    }
+    if (expiry_check_ != steady::time_point{} && expiry_check_ <= now) {
+        expiry_check_ = {};
+        if (closing_ || !token_expiry_) {
+            // nothing left to expire
+        } else if (*token_expiry_ > std::chrono::system_clock::now()) {
+            schedule_expiry();
+        } else {
+            notify_and_close(4001, "session expired", protocol::disconnect_reason::session_expired, false);
+        }
+    }
+    if (!timed_calls_.empty() && timed_calls_.front()->deadline() <= now) sweep(now);
+    if (!no_client_calls()) {
+        std::vector<std::uint64_t> due;
+        for (const auto& entry : *client_calls_)
+            if (entry.second.deadline <= now) due.push_back(entry.first);
+        for (const auto id : due) client_call_timed_out(id);
+    }
+    rearm_timer();
 }
 
 inline void connection_state::on_closed() {
     closing_ = true;
     phase_ = phase::closed;
+    upgrade.reset();
     if (has_peer_) core_->remove_peer(peer_guid_, this);
     fail_client_calls(core_->stopping.load(std::memory_order_acquire) ? server_errc::not_running
                                                                       : server_errc::client_call_disconnected);
     channels_.clear();
+    channels_.shrink_to_fit();
     ready_.clear();
     timed_calls_.clear();
+    spare_call_.reset();
     in_flight_ = 0;
     queued_ = 0;
+    core_->cancel_wake(*this);
 }
 
 // ---------------------------------------------------------------------------
@@ -1598,9 +1849,9 @@ inline void connection_state::on_frame(frame_kind kind, protocol::bytes_view byt
         header.channel = frame.channel;
         header.sequence = frame.sequence;
         header.message_id = frame.message_id;
-        reply_buffer_.clear();
-        protocol::append_frame(reply_buffer_, header, protocol::bytes_view(body));
-        send_response(protocol::bytes_view(reply_buffer_), header.code);
+        reply_buffer.clear();
+        protocol::append_frame(reply_buffer, header, protocol::bytes_view(body));
+        send_response(protocol::bytes_view(reply_buffer), header.code);
         return;
     }
     // 9. Rate limit.
@@ -1609,19 +1860,26 @@ inline void connection_state::on_frame(frame_kind kind, protocol::bytes_view byt
         return;
     }
     // 10. Route.
-    enqueue(frame, target);
+    enqueue(frame, target, now);
 }
 
-inline void connection_state::enqueue(const protocol::frame_view& frame, const routing::endpoint* target) {
+inline void connection_state::enqueue(const protocol::frame_view& frame, const routing::endpoint* target,
+                                      steady::time_point now) {
     const auto& o = core_->options;
-    auto& channel = channels_[frame.channel];
+    channel_state* found = find_channel(frame.channel);
+    if (!found) {
+        channels_.emplace_back();
+        found = &channels_.back();
+        found->id = frame.channel;
+    }
+    auto& channel = *found;
     if (!channel.busy && channel.waiting.empty() && in_flight_ < o.max_in_flight) {
         // Fast path: nothing ahead of it; the payload view stays valid for the call.
         channel.busy = true;
         ++in_flight_;
         const bool outer = !pumping_;
         pumping_ = true;
-        invoke(target, frame.request(), frame.payload);
+        invoke(target, frame.request(), frame.payload, now);
         if (outer) {
             pumping_ = false;
             pump();
@@ -1629,7 +1887,7 @@ inline void connection_state::enqueue(const protocol::frame_view& frame, const r
         return;
     }
     if (queued_ >= o.max_queued_requests) {
-        if (!channel.busy && channel.waiting.empty() && !channel.in_ready) channels_.erase(frame.channel);
+        if (!channel.busy && channel.waiting.empty() && !channel.in_ready) erase_channel(frame.channel);
         reply_error(frame, protocol::response_code::too_many_requests);
         return;
     }
@@ -1642,9 +1900,15 @@ inline void connection_state::enqueue(const protocol::frame_view& frame, const r
 }
 
 inline void connection_state::invoke(const routing::endpoint* target, const protocol::request_header& header,
-                                     protocol::bytes_view payload) {
-    const auto deadline = steady::now() + core_->options.handler_timeout;
-    auto call = std::make_shared<pending_call>(weak_from_this(), header, deadline);
+                                     protocol::bytes_view payload, steady::time_point now) {
+    const auto deadline = now + core_->options.handler_timeout;
+    std::shared_ptr<pending_call> call;
+    if (spare_call_) {
+        call = std::move(spare_call_);
+        call->reset(header, deadline);
+    } else {
+        call = std::make_shared<pending_call>(weak_from_this(), this, header, deadline);
+    }
     routing::request request;
     request.session = info_;
     request.target = target;
@@ -1669,9 +1933,15 @@ inline void connection_state::invoke(const routing::endpoint* target, const prot
         call->complete(protocol::response_code::backend_internal_error, false, {});
     }
     current_connection = previous;
-    if (!call->delivered && !closing_) {
+    if (call->delivered) {
+        // Answered inline on this thread: when the handler kept no
+        // responder, nobody else can reach the object any more.
+        if (call.use_count() == 1 && phase_ != phase::closed) spare_call_ = std::move(call);
+        return;
+    }
+    if (!closing_) {
         timed_calls_.push_back(std::move(call));
-        arm_sweep();
+        rearm_timer();
     }
 }
 
@@ -1692,27 +1962,25 @@ inline void connection_state::deliver(pending_call& call, protocol::response_cod
         reply.sequence = header.sequence;
         reply.message_id = header.message_id;
         reply.code = code;
-        reply_buffer_.clear();
-        protocol::append_frame(reply_buffer_, reply,
+        reply_buffer.clear();
+        protocol::append_frame(reply_buffer, reply,
                                code == protocol::response_code::ok ? payload : protocol::bytes_view{});
-        send_response(protocol::bytes_view(reply_buffer_), code);
+        send_response(protocol::bytes_view(reply_buffer), code);
     }
     finish_channel(header.channel);
 }
 
 inline void connection_state::finish_channel(std::uint16_t channel_id) {
     if (phase_ == phase::closed) return;
-    const auto it = channels_.find(channel_id);
-    if (it != channels_.end()) {
-        auto& channel = it->second;
-        channel.busy = false;
-        if (!channel.waiting.empty()) {
-            if (!channel.in_ready) {
-                channel.in_ready = true;
+    if (auto* channel = find_channel(channel_id)) {
+        channel->busy = false;
+        if (!channel->waiting.empty()) {
+            if (!channel->in_ready) {
+                channel->in_ready = true;
                 ready_.push_back(channel_id);
             }
-        } else if (!channel.in_ready) {
-            channels_.erase(it);
+        } else if (!channel->in_ready) {
+            erase_channel(channel_id);
         }
     }
     if (in_flight_ > 0) --in_flight_;
@@ -1724,55 +1992,36 @@ inline void connection_state::pump() {
     pumping_ = true;
     const auto max_in_flight = core_->options.max_in_flight;
     while (!ready_.empty() && in_flight_ < max_in_flight && !closing_) {
-        const std::uint16_t channel_id = ready_.front();
-        ready_.pop_front();
-        const auto it = channels_.find(channel_id);
-        if (it == channels_.end()) continue;
-        auto& channel = it->second;
+        const std::uint16_t channel_id = ready_.pop_front();
+        auto* found = find_channel(channel_id);
+        if (!found) continue;
+        auto& channel = *found;
         channel.in_ready = false;
         if (channel.busy || channel.waiting.empty()) continue;
-        queued_request next = std::move(channel.waiting.front());
-        channel.waiting.pop_front();
+        queued_request next = channel.waiting.pop_front();
         --queued_;
         channel.busy = true;
         ++in_flight_;
-        invoke(next.target, next.header, protocol::bytes_view(next.payload));
+        invoke(next.target, next.header, protocol::bytes_view(next.payload), steady::now());
     }
     pumping_ = false;
 }
 
-inline void connection_state::arm_sweep() {
-    if (sweep_armed_ || timed_calls_.empty()) return;
-    sweep_armed_ = true;
-    const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(timed_calls_.front()->deadline() -
-                                                                            steady::now());
-    const auto delay = static_cast<std::uint32_t>(std::max<std::int64_t>(1, wait.count() + 1));
-    std::weak_ptr<connection_state> weak = weak_from_this();
-    transport->post_after(delay, [weak] {
-        if (auto self = weak.lock()) self->sweep();
-    });
-}
-
-inline void connection_state::sweep() {
-    sweep_armed_ = false;
-    if (phase_ == phase::closed) return;
-    const auto now = steady::now();
+inline void connection_state::sweep(steady::time_point now) {
     // Deadlines grow with insertion order (one timeout for all calls).
-    while (!timed_calls_.empty()) {
+    while (!timed_calls_.empty() && phase_ != phase::closed) {
         auto& front = timed_calls_.front();
         if (front->delivered) {
             timed_calls_.pop_front();
             continue;
         }
         if (front->deadline() > now) break;
-        auto call = std::move(front);
-        timed_calls_.pop_front();
+        auto call = timed_calls_.pop_front();
         if (call->claim()) {
             core_->log(log_level::warning, "handler timed out; answered 60");
             deliver(*call, protocol::response_code::backend_internal_error, false, {});
         }
     }
-    arm_sweep();
 }
 
 inline void connection_state::reply_code(const protocol::request_header& request, protocol::response_code code,
@@ -1783,18 +2032,19 @@ inline void connection_state::reply_code(const protocol::request_header& request
     header.sequence = request.sequence;
     header.message_id = request.message_id;
     header.code = code;
-    reply_buffer_.clear();
-    protocol::append_frame(reply_buffer_, header,
+    reply_buffer.clear();
+    protocol::append_frame(reply_buffer, header,
                            code == protocol::response_code::ok ? payload : protocol::bytes_view{});
-    send_response(protocol::bytes_view(reply_buffer_), code);
+    send_response(protocol::bytes_view(reply_buffer), code);
 }
 
 // ---------------------------------------------------------------------------
 // connection_state: server-to-client requests (§12.3)
 
 inline connection_state::~connection_state() {
+    core_->cancel_wake(*this);
     // Calls still pending complete with not_running as the map goes.
-    if (!client_calls_.empty()) core_->client_calls_pending.fetch_sub(client_calls_.size(), std::memory_order_relaxed);
+    if (!no_client_calls()) core_->client_calls_pending.fetch_sub(client_calls_->size(), std::memory_order_relaxed);
 }
 
 inline void connection_state::finish_client_call(const std::shared_ptr<client_call>& call, std::error_code ec,
@@ -1815,7 +2065,7 @@ inline void connection_state::start_client_call(std::shared_ptr<client_call> cal
                            {});
         return;
     }
-    if (client_calls_.size() >= core_->options.max_client_calls_per_session) {
+    if (client_calls().size() >= core_->options.max_client_calls_per_session) {
         finish_client_call(call, server_errc::too_many_client_calls, {});
         return;
     }
@@ -1826,8 +2076,8 @@ inline void connection_state::start_client_call(std::shared_ptr<client_call> cal
         std::uint8_t random[8];
         secure_random(random, sizeof random);
         id = protocol::load_be64(random);
-    } while (id == 0 || client_calls_.count(id) != 0);
-    client_calls_.emplace(id, std::move(call));
+    } while (id == 0 || client_calls().count(id) != 0);
+    client_calls().emplace(id, pending_client_call{std::move(call), steady::now() + options.timeout});
     core_->client_calls_pending.fetch_add(1, std::memory_order_relaxed);
 
     protocol::request_header header;
@@ -1836,21 +2086,18 @@ inline void connection_state::start_client_call(std::shared_ptr<client_call> cal
     header.sequence = 0;
     header.service = options.service;
     header.message_id = id;
-    reply_buffer_.clear();
-    protocol::append_frame(reply_buffer_, header, protocol::bytes_view(payload));
-    send_frame(protocol::bytes_view(reply_buffer_));  // a slow consumer closes: on_closed fails the call
-
-    std::weak_ptr<connection_state> weak = weak_from_this();
-    transport->post_after(static_cast<std::uint32_t>(options.timeout.count()), [weak, id] {
-        if (auto self = weak.lock()) self->client_call_timed_out(id);
-    });
+    reply_buffer.clear();
+    protocol::append_frame(reply_buffer, header, protocol::bytes_view(payload));
+    send_frame(protocol::bytes_view(reply_buffer));  // a slow consumer closes: on_closed fails the call
+    rearm_timer();
 }
 
 inline bool connection_state::complete_client_call(const protocol::frame_view& frame) {
-    const auto it = client_calls_.find(frame.message_id);
-    if (it == client_calls_.end()) return false;
-    auto call = std::move(it->second);
-    client_calls_.erase(it);
+    if (no_client_calls()) return false;
+    const auto it = client_calls_->find(frame.message_id);
+    if (it == client_calls_->end()) return false;
+    auto call = std::move(it->second.call);
+    client_calls_->erase(it);
     core_->client_calls_pending.fetch_sub(1, std::memory_order_relaxed);
     client_reply reply;
     reply.code = frame.code;
@@ -1861,21 +2108,22 @@ inline bool connection_state::complete_client_call(const protocol::frame_view& f
 }
 
 inline void connection_state::client_call_timed_out(std::uint64_t message_id) {
-    const auto it = client_calls_.find(message_id);
-    if (it == client_calls_.end()) return;
-    auto call = std::move(it->second);
-    client_calls_.erase(it);
+    if (no_client_calls()) return;
+    const auto it = client_calls_->find(message_id);
+    if (it == client_calls_->end()) return;
+    auto call = std::move(it->second.call);
+    client_calls_->erase(it);
     core_->client_calls_pending.fetch_sub(1, std::memory_order_relaxed);
     core_->client_calls_timed_out.fetch_add(1, std::memory_order_relaxed);
     finish_client_call(call, server_errc::client_call_timeout, {});
 }
 
 inline void connection_state::fail_client_calls(std::error_code ec) {
-    if (client_calls_.empty()) return;
-    auto calls = std::move(client_calls_);
-    client_calls_.clear();
+    if (no_client_calls()) return;
+    auto calls = std::move(*client_calls_);
+    client_calls_.reset();
     core_->client_calls_pending.fetch_sub(calls.size(), std::memory_order_relaxed);
-    for (auto& entry : calls) finish_client_call(entry.second, ec, {});
+    for (auto& entry : calls) finish_client_call(entry.second.call, ec, {});
 }
 
 // ---------------------------------------------------------------------------
@@ -2161,6 +2409,14 @@ GATEHOUSE_DECL gateway::~gateway() {
         core_->parked_bytes = 0;
         core_->parked_events = 0;
     }
+    std::shared_ptr<transport_connection> driver;
+    {
+        // Released outside the lock: the transport may hold the last
+        // reference to a connection, whose destructor takes the lock.
+        std::lock_guard<std::mutex> lock(core_->timers_mutex);
+        driver = std::move(core_->timer_driver);
+    }
+    driver.reset();
     std::lock_guard<std::mutex> lock(core_->peers_mutex);
     core_->peers.clear();
 }

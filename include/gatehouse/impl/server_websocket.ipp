@@ -144,6 +144,17 @@ public:
         (void)ec;  // fails only once the connection is closing: nothing to do
     }
 
+    bool send_within(frame_kind kind, protocol::bytes_view bytes, std::size_t limit) override {
+        auto c = connection_.lock();
+        if (!c) return true;  // closed: ignored, like send()
+        if (c->get_buffered_amount() + bytes.size() > limit) return false;
+        websocketpp::lib::error_code ec;
+        ec = c->send(bytes.data(), bytes.size(),
+                     kind == frame_kind::binary ? websocketpp::frame::opcode::binary : websocketpp::frame::opcode::text);
+        (void)ec;  // fails only once the connection is closing: nothing to do
+        return true;
+    }
+
     void close(std::uint16_t code, std::string_view reason) override {
         auto c = connection_.lock();
         if (!c) return;
@@ -566,6 +577,13 @@ private:
             websocket_upgrade_request<Config> request(c, remote);
             decision = core_->on_upgrade(request);
         }
+        // The credential has been read: the bearer token (a JWT is ~300
+        // bytes with its map node) need not stay in memory for the
+        // connection's lifetime. websocketpp only offers the request as
+        // const; the object itself is a non-const member, and nothing reads
+        // this header after the upgrade decision.
+        const_cast<typename server_type::connection_type::request_type&>(c->get_request()).remove_header(
+            "Authorization");
         if (decision.status != 101) {
             c->set_status(static_cast<websocketpp::http::status_code::value>(decision.status));
             c->set_body(decision.body);

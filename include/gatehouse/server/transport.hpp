@@ -70,6 +70,15 @@ public:
     virtual void ping(std::uint32_t pong_timeout_ms) = 0;
     /// Bytes queued for sending and not yet handed to the socket.
     virtual std::size_t buffered_amount() const = 0;
+    /// send() unless buffered_amount() plus this message would exceed
+    /// `limit`: then nothing is queued and the result is false. The gateway's
+    /// per-message path; transports may override it to look the connection
+    /// up once. Call only on the connection's context.
+    virtual bool send_within(frame_kind kind, protocol::bytes_view bytes, std::size_t limit) {
+        if (buffered_amount() + bytes.size() > limit) return false;
+        send(kind, bytes);
+        return true;
+    }
     /// Source address without port.
     virtual const std::string& remote_address() const = 0;
     /// Runs `fn` on this connection's context, later. Any thread. After the
