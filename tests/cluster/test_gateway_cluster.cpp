@@ -364,3 +364,51 @@ TEST_CASE("cluster of three gateways, in-process bus: reconnection on another no
                             std::make_shared<session::memory_session_store>(), parking_options());
     reconnection_scenario(cluster);
 }
+
+#if defined(GATEHOUSE_TEST_WITH_REDIS)
+namespace {
+namespace rd = gatehouse::adapters::redis;
+
+/// Three nodes as separate processes would run them: each its own
+/// redis_event_bus, all sharing one redis_session_store's Redis.
+struct redis_cluster {
+    explicit redis_cluster(s::gateway_options options = socket_options()) {
+        rd::redis_session_store_options so;
+        so.port = server.port();
+        store = std::make_shared<rd::redis_session_store>(runner.io.get_executor(), so);
+        cluster = std::make_unique<cluster_fixture>(
+            [this](const std::string& id) -> std::shared_ptr<cl::event_bus> {
+                rd::redis_event_bus_options o;
+                o.node_id = id;
+                o.port = server.port();
+                return std::make_shared<rd::redis_event_bus>(runner.io.get_executor(), o);
+            },
+            store, std::move(options));
+    }
+    ~redis_cluster() {
+        cluster.reset();
+        store->close();
+    }
+    gatehouse::test::redis_server server;
+    bus_runner runner;
+    std::shared_ptr<rd::redis_session_store> store;
+    std::unique_ptr<cluster_fixture> cluster;
+};
+}  // namespace
+
+TEST_CASE("cluster of three gateways over Redis: pushes reach every node exactly once") {
+    redis_cluster r;
+    push_scenarios(*r.cluster);
+}
+
+TEST_CASE("cluster of three gateways over Redis: revocation and replacement cross nodes") {
+    redis_cluster r;
+    revocation_scenarios(*r.cluster);
+    replacement_scenario(*r.cluster);
+}
+
+TEST_CASE("cluster of three gateways over Redis: reconnection on another node brings the queued events") {
+    redis_cluster r(parking_options());
+    reconnection_scenario(*r.cluster);
+}
+#endif
