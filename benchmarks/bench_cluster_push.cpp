@@ -20,10 +20,10 @@
 #define GATEHOUSE_BENCH_WITH_REDIS 1
 #endif
 
+#include "../tests/cluster/io_runner.hpp"
 #include "loadgen/ws_frame.hpp"
 
 #include <asio/connect.hpp>
-#include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/read.hpp>
@@ -145,22 +145,10 @@ private:
     std::atomic<bool> manifest_{false};
 };
 
-/// Runs the buses' executor.
-struct bus_runner {
-    bus_runner() : work(asio::make_work_guard(io)), thread([this] { io.run(); }) {}
-    ~bus_runner() {
-        work.reset();
-        io.stop();
-        thread.join();
-    }
-    asio::io_context io;
-    asio::executor_work_guard<asio::io_context::executor_type> work;
-    std::thread thread;
-};
 
 /// Two nodes (pusher, holder) and the holder's clients in group "g".
 struct setup {
-    std::unique_ptr<bus_runner> runner = std::make_unique<bus_runner>();
+    std::unique_ptr<gatehouse::test::io_runner> runner = std::make_unique<gatehouse::test::io_runner>();
     std::shared_ptr<gatehouse::session::memory_session_store> store =
         std::make_shared<gatehouse::session::memory_session_store>();
     std::vector<std::shared_ptr<cl::event_bus>> buses;
@@ -237,7 +225,7 @@ void BM_cross_node_memory_bus(benchmark::State& state) {
     for (const char* id : {"pusher", "holder"}) {
         cl::memory_event_bus_options o;
         o.node_id = id;
-        env.buses.push_back(std::make_shared<cl::memory_event_bus>(hub, env.runner->io.get_executor(), o));
+        env.buses.push_back(std::make_shared<cl::memory_event_bus>(hub, env.runner->executor(), o));
     }
     env.start(true);
     run_batches(state, env);
@@ -269,7 +257,7 @@ void BM_cross_node_redis_bus(benchmark::State& state) {
         o.node_id = id;
         o.port = port;
         env.buses.push_back(
-            std::make_shared<gatehouse::adapters::redis::redis_event_bus>(env.runner->io.get_executor(), o));
+            std::make_shared<gatehouse::adapters::redis::redis_event_bus>(env.runner->executor(), o));
     }
     env.start(true);
     run_batches(state, env);

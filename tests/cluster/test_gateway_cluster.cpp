@@ -9,6 +9,7 @@
 // (4002); one socket per session across nodes; a session parked on one node
 // is resumed on another with the events queued meanwhile.
 #include "../server/socket_harness.hpp"
+#include "io_runner.hpp"
 
 #include <gatehouse/cluster/memory_event_bus.hpp>
 
@@ -18,9 +19,6 @@
 #include <gatehouse/adapters/redis/redis_event_bus.hpp>
 #include <gatehouse/adapters/redis/redis_session_store.hpp>
 #endif
-
-#include <asio/executor_work_guard.hpp>
-#include <asio/io_context.hpp>
 
 #include <array>
 #include <functional>
@@ -65,18 +63,6 @@ struct node {
     std::thread thread;
 };
 
-/// Runs the buses' executor.
-struct bus_runner {
-    bus_runner() : work(asio::make_work_guard(io)), thread([this] { io.run(); }) {}
-    ~bus_runner() {
-        work.reset();
-        io.stop();
-        thread.join();
-    }
-    asio::io_context io;
-    asio::executor_work_guard<asio::io_context::executor_type> work;
-    std::thread thread;
-};
 
 /// Waits until `condition` holds (polling), at most `timeout`.
 bool eventually(const std::function<bool()>& condition, ms timeout = ms(3000)) {
@@ -332,26 +318,26 @@ s::gateway_options parking_options() {
     return o;
 }
 
-std::function<std::shared_ptr<cl::event_bus>(const std::string&)> memory_buses(bus_runner& runner,
+std::function<std::shared_ptr<cl::event_bus>(const std::string&)> memory_buses(io_runner& runner,
                                                                                std::shared_ptr<cl::memory_event_hub> hub) {
     return [&runner, hub](const std::string& id) -> std::shared_ptr<cl::event_bus> {
         cl::memory_event_bus_options o;
         o.node_id = id;
-        return std::make_shared<cl::memory_event_bus>(hub, runner.io.get_executor(), o);
+        return std::make_shared<cl::memory_event_bus>(hub, runner.executor(), o);
     };
 }
 
 }  // namespace
 
 TEST_CASE("cluster of three gateways, in-process bus: pushes reach every node exactly once") {
-    bus_runner runner;
+    io_runner runner;
     cluster_fixture cluster(memory_buses(runner, std::make_shared<cl::memory_event_hub>()),
                             std::make_shared<session::memory_session_store>());
     push_scenarios(cluster);
 }
 
 TEST_CASE("cluster of three gateways, in-process bus: revocation and replacement cross nodes") {
-    bus_runner runner;
+    io_runner runner;
     cluster_fixture cluster(memory_buses(runner, std::make_shared<cl::memory_event_hub>()),
                             std::make_shared<session::memory_session_store>());
     revocation_scenarios(cluster);
@@ -359,7 +345,7 @@ TEST_CASE("cluster of three gateways, in-process bus: revocation and replacement
 }
 
 TEST_CASE("cluster of three gateways, in-process bus: reconnection on another node brings the queued events") {
-    bus_runner runner;
+    io_runner runner;
     cluster_fixture cluster(memory_buses(runner, std::make_shared<cl::memory_event_hub>()),
                             std::make_shared<session::memory_session_store>(), parking_options());
     reconnection_scenario(cluster);
@@ -376,13 +362,13 @@ struct redis_cluster {
         : server(gatehouse::test::redis_server::options{append_only, "redis-server"}) {
         rd::redis_session_store_options so;
         so.port = server.port();
-        store = std::make_shared<rd::redis_session_store>(runner.io.get_executor(), so);
+        store = std::make_shared<rd::redis_session_store>(runner.executor(), so);
         cluster = std::make_unique<cluster_fixture>(
             [this](const std::string& id) -> std::shared_ptr<cl::event_bus> {
                 rd::redis_event_bus_options o;
                 o.node_id = id;
                 o.port = server.port();
-                return std::make_shared<rd::redis_event_bus>(runner.io.get_executor(), o);
+                return std::make_shared<rd::redis_event_bus>(runner.executor(), o);
             },
             store, std::move(options));
     }
@@ -391,7 +377,7 @@ struct redis_cluster {
         store->close();
     }
     gatehouse::test::redis_server server;
-    bus_runner runner;
+    io_runner runner;
     std::shared_ptr<rd::redis_session_store> store;
     std::unique_ptr<cluster_fixture> cluster;
 };
