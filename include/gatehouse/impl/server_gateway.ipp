@@ -385,11 +385,14 @@ public:
 
     /// Posts a close to every open connection (shutdown).
     void close_all(std::uint16_t code, std::string_view reason);
-    /// Posts 4002 "kicked" to every attached connection `matches` selects
-    /// and forgets every parked session it selects (the predicate gets
-    /// session_keys and runs under the registry lock); returns how many.
+    /// Posts 4002 (`close_reason`) to every attached connection `matches`
+    /// selects and forgets every parked session it selects (the predicate
+    /// gets session_keys and runs under the registry lock); returns how many.
+    /// With `handed_over`, the events queued for the forgotten parked
+    /// sessions are moved there (in push order) instead of being dropped.
     template <class Predicate>
-    std::size_t kick(Predicate matches);
+    std::size_t kick(Predicate matches, std::string_view close_reason = "kicked",
+                     std::vector<std::shared_ptr<const std::string>>* handed_over = nullptr);
 
     // --- peers (§12) ---
     void add_peer(const protocol::guid& peer, const std::shared_ptr<connection_state>& connection);
@@ -450,6 +453,27 @@ public:
     std::atomic<std::uint64_t> client_calls_timed_out{0};
     std::atomic<std::uint64_t> responses_unmatched{0};
     std::atomic<std::uint64_t> peer_messages_forwarded{0};
+    std::atomic<std::uint64_t> cluster_published{0};
+    std::atomic<std::uint64_t> cluster_publish_failed{0};
+    std::atomic<std::uint64_t> cluster_received{0};
+    std::atomic<std::uint64_t> cluster_sessions_taken{0};
+
+    // --- cluster (options.event_bus) ---
+    /// Null without a cluster: then every bus_* call does nothing.
+    cluster::event_bus* const bus = options.event_bus.get();
+    /// Declares / withdraws this node's interest. Called with the registry
+    /// lock held (the bus only records or posts; it never calls back inline).
+    void bus_interest(cluster::interest_kind kind, const std::string& name, bool declare);
+    /// Hands a message to the bus; counts the outcome.
+    void bus_publish(cluster::message_kind kind, std::string_view target, std::string_view payload);
+    /// A message from another node (the bus's executor).
+    void on_bus_message(const cluster::bus_message& message);
+
+    // --- local delivery of a pushed event frame (push_* and the bus) ---
+    std::size_t push_local_session(const std::string& session_id, std::shared_ptr<const std::string> frame);
+    std::size_t push_local_account(const std::string& account_id, std::shared_ptr<const std::string> frame);
+    std::size_t push_local_group(const std::string& group, std::shared_ptr<const std::string> frame);
+    std::size_t push_local_all(std::shared_ptr<const std::string> frame);
 
     mutable std::mutex registry_mutex;
     std::unordered_map<std::string, std::shared_ptr<connection_state>> sessions;
@@ -956,13 +980,17 @@ inline bool gateway_core::register_session(const std::shared_ptr<connection_stat
     if (live_account_sessions_locked(connection->account_id, connection->session_id) >=
         options.max_sessions_per_account)
         return false;
+    const auto was_parked = parked.find(connection->session_id);
     auto& slot = sessions[connection->session_id];
+    // New to this node (not a local replacement, not a parked one back):
+    // claim it in the cluster; its previous node, if any, is told to let go.
+    if (!slot && was_parked == parked.end()) bus_interest(cluster::interest_kind::session, connection->session_id, true);
     if (slot && slot != connection) replaced = std::move(slot);
     slot = connection;
     auto& account = accounts[connection->account_id];
+    if (account.empty()) bus_interest(cluster::interest_kind::account, connection->account_id, true);
     if (std::find(account.begin(), account.end(), connection->session_id) == account.end())
         account.push_back(connection->session_id);
-    const auto was_parked = parked.find(connection->session_id);
     if (was_parked != parked.end()) {
         // The session comes back: its groups and account never left it.
         auto& queue = was_parked->second.queue;
@@ -980,6 +1008,7 @@ inline bool gateway_core::register_session(const std::shared_ptr<connection_stat
 }
 
 inline void gateway_core::forget_session_locked(const std::string& session_id, const std::string& account_id) {
+    bus_interest(cluster::interest_kind::session, session_id, false);
     const auto account = accounts.find(account_id);
     if (account != accounts.end()) {
         auto& ids = account->second;
@@ -988,7 +1017,10 @@ inline void gateway_core::forget_session_locked(const std::string& session_id, c
             if (at != ids.end() - 1) *at = std::move(ids.back());
             ids.pop_back();
         }
-        if (ids.empty()) accounts.erase(account);
+        if (ids.empty()) {
+            accounts.erase(account);
+            bus_interest(cluster::interest_kind::account, account_id, false);
+        }
     }
     const auto memberships = session_groups.find(session_id);
     if (memberships != session_groups.end()) {
@@ -996,9 +1028,81 @@ inline void gateway_core::forget_session_locked(const std::string& session_id, c
             const auto group = groups.find(name);
             if (group == groups.end()) continue;
             group->second.erase(session_id);
-            if (group->second.empty()) groups.erase(group);
+            if (group->second.empty()) {
+                groups.erase(group);
+                bus_interest(cluster::interest_kind::group, name, false);
+            }
         }
         session_groups.erase(memberships);
+    }
+}
+
+inline void gateway_core::bus_interest(cluster::interest_kind kind, const std::string& name, bool declare) {
+    if (!bus) return;
+    std::weak_ptr<gateway_core> weak = weak_from_this();
+    auto done = [weak, declare](std::error_code ec) {
+        // Not fatal: the bus keeps the declaration and registers it again
+        // once its backend is back.
+        if (!ec || ec == cluster::cluster_errc::bus_closed) return;
+        if (auto core = weak.lock())
+            core->log(log_level::warning, std::string("cluster: could not ") + (declare ? "declare" : "withdraw") +
+                                              " interest yet: " + ec.message());
+    };
+    if (declare)
+        bus->declare_interest(kind, name, std::move(done));
+    else
+        bus->withdraw_interest(kind, name, std::move(done));
+}
+
+inline void gateway_core::bus_publish(cluster::message_kind kind, std::string_view target, std::string_view payload) {
+    if (!bus) return;
+    cluster_published.fetch_add(1, std::memory_order_relaxed);
+    std::weak_ptr<gateway_core> weak = weak_from_this();
+    bus->publish(kind, target, payload, [weak](std::error_code ec, std::size_t) {
+        if (!ec) return;
+        if (auto core = weak.lock()) {
+            core->cluster_publish_failed.fetch_add(1, std::memory_order_relaxed);
+            core->log(log_level::warning, "cluster: publish failed: " + ec.message());
+        }
+    });
+}
+
+inline void gateway_core::on_bus_message(const cluster::bus_message& m) {
+    using cluster::message_kind;
+    cluster_received.fetch_add(1, std::memory_order_relaxed);
+    const std::string target(m.target);
+    switch (m.kind) {
+    case message_kind::to_session:
+        push_local_session(target, std::make_shared<const std::string>(m.payload));
+        return;
+    case message_kind::to_account:
+        push_local_account(target, std::make_shared<const std::string>(m.payload));
+        return;
+    case message_kind::to_group:
+        push_local_group(target, std::make_shared<const std::string>(m.payload));
+        return;
+    case message_kind::to_all:
+        push_local_all(std::make_shared<const std::string>(m.payload));
+        return;
+    case message_kind::revoke_session:
+        kick([&](const session_keys& k) { return k.session_id == target; });
+        return;
+    case message_kind::revoke_account:
+        kick([&](const session_keys& k) { return k.account_id == target; });
+        return;
+    case message_kind::session_taken: {
+        // One socket per session across nodes: the session now has a
+        // connection on another node. Close ours; what was queued here while
+        // it was parked follows it (the directory names the new node now).
+        std::vector<std::shared_ptr<const std::string>> queued;
+        const auto n = kick([&](const session_keys& k) { return k.session_id == target; },
+                            "replaced by a connection on another node", &queued);
+        if (n || !queued.empty()) cluster_sessions_taken.fetch_add(1, std::memory_order_relaxed);
+        for (const auto& frame : queued) bus_publish(message_kind::to_session, target, *frame);
+        return;
+    }
+    case message_kind::to_node:
+        return;  // not used by the gateway: counted as received only
     }
 }
 
@@ -1224,7 +1328,8 @@ inline void gateway_core::close_all(std::uint16_t code, std::string_view reason)
 }
 
 template <class Predicate>
-std::size_t gateway_core::kick(Predicate matches) {
+std::size_t gateway_core::kick(Predicate matches, std::string_view close_reason,
+                               std::vector<std::shared_ptr<const std::string>>* handed_over) {
     std::vector<std::shared_ptr<connection_state>> targets;
     {
         std::lock_guard<std::mutex> lock(registry_mutex);
@@ -1238,14 +1343,22 @@ std::size_t gateway_core::kick(Predicate matches) {
             const auto current = it++;
             if (matches(session_keys{current->first, current->second.account_id, current->second.token_id,
                                      current->second.session_key})) {
-                queued_events_dropped.fetch_add(current->second.queue.size(), std::memory_order_relaxed);
+                if (handed_over) {
+                    // forget_parked_locked subtracts what the queue still holds.
+                    auto& queue = current->second.queue;
+                    parked_bytes -= queue.bytes();
+                    parked_events -= queue.size();
+                    while (!queue.empty()) handed_over->push_back(queue.pop_front().frame);
+                } else {
+                    queued_events_dropped.fetch_add(current->second.queue.size(), std::memory_order_relaxed);
+                }
                 forget_parked_locked(current);
             }
         }
     }
     for (const auto& target : targets)
-        connection_state::post(target, [](connection_state& c) {
-            c.notify_and_close(4002, "kicked", protocol::disconnect_reason::kicked, false);
+        connection_state::post(target, [why = std::string(close_reason)](connection_state& c) {
+            c.notify_and_close(4002, why, protocol::disconnect_reason::kicked, false);
         });
     return targets.size();
 }
@@ -2220,6 +2333,10 @@ inline gateway_stats gateway_core::snapshot() const {
     s.client_calls_timed_out = client_calls_timed_out.load(std::memory_order_relaxed);
     s.responses_unmatched = responses_unmatched.load(std::memory_order_relaxed);
     s.peer_messages_forwarded = peer_messages_forwarded.load(std::memory_order_relaxed);
+    s.cluster_published = cluster_published.load(std::memory_order_relaxed);
+    s.cluster_publish_failed = cluster_publish_failed.load(std::memory_order_relaxed);
+    s.cluster_received = cluster_received.load(std::memory_order_relaxed);
+    s.cluster_sessions_taken = cluster_sessions_taken.load(std::memory_order_relaxed);
     return s;
 }
 
@@ -2248,6 +2365,13 @@ inline bool gateway_core::render_metrics(std::string& out) const {
          s.responses_unmatched},
         {"peer_messages_forwarded_total", "counter", "Client-to-client messages handed to a target.",
          s.peer_messages_forwarded},
+        {"cluster_published_total", "counter", "Pushes and revocations handed to the cluster's event bus.",
+         s.cluster_published},
+        {"cluster_publish_failed_total", "counter", "Of those, the ones the event bus could not take.",
+         s.cluster_publish_failed},
+        {"cluster_received_total", "counter", "Messages from other nodes handled here.", s.cluster_received},
+        {"cluster_sessions_taken_total", "counter", "Sessions taken over by a connection on another node.",
+         s.cluster_sessions_taken},
     };
     return metrics->render_exposition(out, values, sizeof values / sizeof values[0]);
 }
@@ -2434,6 +2558,21 @@ GATEHOUSE_DECL void gateway::add_routed_service(std::vector<routing::endpoint_op
 
 GATEHOUSE_DECL std::error_code gateway::listen() {
     if (!network_) network_ = detail::make_websocket_transport(core_);
+    if (core_->bus && !subscribed_) {
+        subscribed_ = true;
+        std::weak_ptr<detail::gateway_core> weak = core_;
+        core_->bus->subscribe(
+            [weak](const cluster::bus_message& m) {
+                if (auto core = weak.lock()) core->on_bus_message(m);
+            },
+            [weak](std::error_code ec) {
+                // The bus keeps trying by itself: receiving starts when its
+                // backend is back.
+                if (!ec) return;
+                if (auto core = weak.lock())
+                    core->log(log_level::warning, "cluster: not receiving from the event bus yet: " + ec.message());
+            });
+    }
     return network_->listen();
 }
 
@@ -2470,19 +2609,83 @@ inline void post_event(const std::vector<std::shared_ptr<connection_state>>& liv
 }
 }  // namespace detail
 
+namespace detail {
+inline std::size_t gateway_core::push_local_session(const std::string& session_id,
+                                                    std::shared_ptr<const std::string> frame) {
+    std::vector<std::shared_ptr<connection_state>> live;
+    queued_event event;
+    std::size_t targets = 0;
+    {
+        std::lock_guard<std::mutex> lock(registry_mutex);
+        event = next_event_locked(std::move(frame));
+        targets = target_locked(session_id, event, live);
+    }
+    post_event(live, event);
+    return targets;
+}
+
+inline std::size_t gateway_core::push_local_account(const std::string& account_id,
+                                                    std::shared_ptr<const std::string> frame) {
+    std::vector<std::shared_ptr<connection_state>> live;
+    queued_event event;
+    std::size_t targets = 0;
+    {
+        std::lock_guard<std::mutex> lock(registry_mutex);
+        event = next_event_locked(std::move(frame));
+        const auto it = accounts.find(account_id);
+        if (it != accounts.end())
+            for (const auto& sid : it->second) targets += target_locked(sid, event, live);
+    }
+    post_event(live, event);
+    return targets;
+}
+
+inline std::size_t gateway_core::push_local_group(const std::string& group, std::shared_ptr<const std::string> frame) {
+    std::vector<std::shared_ptr<connection_state>> live;
+    queued_event event;
+    std::size_t targets = 0;
+    {
+        std::lock_guard<std::mutex> lock(registry_mutex);
+        event = next_event_locked(std::move(frame));
+        const auto it = groups.find(group);
+        if (it != groups.end())
+            for (const auto& sid : it->second) targets += target_locked(sid, event, live);
+    }
+    post_event(live, event);
+    return targets;
+}
+
+inline std::size_t gateway_core::push_local_all(std::shared_ptr<const std::string> frame) {
+    std::vector<std::shared_ptr<connection_state>> live;
+    std::size_t targets = 0;
+    queued_event event;
+    {
+        std::lock_guard<std::mutex> lock(registry_mutex);
+        event = next_event_locked(std::move(frame));
+        live.reserve(sessions.size());
+        for (const auto& entry : sessions) live.push_back(entry.second);
+        targets = live.size();
+        const auto now = steady::now();
+        for (auto& entry : parked) {
+            queue_parked_locked(entry.second, event, now);
+            ++targets;
+        }
+    }
+    post_event(live, event);
+    return targets;
+}
+}  // namespace detail
+
 GATEHOUSE_DECL std::error_code gateway::push_to_session(std::string_view session_id, std::string_view event_name,
                                                         const nlohmann::json& body) {
     std::error_code ec;
     auto frame = detail::make_event(event_name, body, ec);
     if (ec) return ec;
-    std::vector<std::shared_ptr<detail::connection_state>> live;
-    detail::queued_event event;
-    {
-        std::lock_guard<std::mutex> lock(core_->registry_mutex);
-        event = core_->next_event_locked(std::move(frame));
-        if (core_->target_locked(std::string(session_id), event, live) == 0) return server_errc::session_not_found;
-    }
-    detail::post_event(live, event);
+    const std::string sid(session_id);
+    if (core_->push_local_session(sid, frame)) return {};
+    // Not held here: the node that holds it, if any, gets it.
+    if (!core_->bus) return server_errc::session_not_found;
+    core_->bus_publish(cluster::message_kind::to_session, sid, *frame);
     return {};
 }
 
@@ -2491,17 +2694,9 @@ GATEHOUSE_DECL std::size_t gateway::push_to_account(std::string_view account_id,
     std::error_code ec;
     auto frame = detail::make_event(event_name, body, ec);
     if (ec) return 0;
-    std::vector<std::shared_ptr<detail::connection_state>> live;
-    detail::queued_event event;
-    std::size_t targets = 0;
-    {
-        std::lock_guard<std::mutex> lock(core_->registry_mutex);
-        event = core_->next_event_locked(std::move(frame));
-        const auto it = core_->accounts.find(std::string(account_id));
-        if (it != core_->accounts.end())
-            for (const auto& sid : it->second) targets += core_->target_locked(sid, event, live);
-    }
-    detail::post_event(live, event);
+    const std::string account(account_id);
+    const auto targets = core_->push_local_account(account, frame);
+    core_->bus_publish(cluster::message_kind::to_account, account, *frame);
     return targets;
 }
 
@@ -2510,17 +2705,9 @@ GATEHOUSE_DECL std::size_t gateway::push_to_group(std::string_view group, std::s
     std::error_code ec;
     auto frame = detail::make_event(event_name, body, ec);
     if (ec) return 0;
-    std::vector<std::shared_ptr<detail::connection_state>> live;
-    detail::queued_event event;
-    std::size_t targets = 0;
-    {
-        std::lock_guard<std::mutex> lock(core_->registry_mutex);
-        event = core_->next_event_locked(std::move(frame));
-        const auto it = core_->groups.find(std::string(group));
-        if (it != core_->groups.end())
-            for (const auto& sid : it->second) targets += core_->target_locked(sid, event, live);
-    }
-    detail::post_event(live, event);
+    const std::string name(group);
+    const auto targets = core_->push_local_group(name, frame);
+    core_->bus_publish(cluster::message_kind::to_group, name, *frame);
     return targets;
 }
 
@@ -2528,22 +2715,8 @@ GATEHOUSE_DECL std::size_t gateway::push_to_all(std::string_view event_name, con
     std::error_code ec;
     auto frame = detail::make_event(event_name, body, ec);
     if (ec) return 0;
-    std::vector<std::shared_ptr<detail::connection_state>> live;
-    std::size_t targets = 0;
-    detail::queued_event event;
-    {
-        std::lock_guard<std::mutex> lock(core_->registry_mutex);
-        event = core_->next_event_locked(std::move(frame));
-        live.reserve(core_->sessions.size());
-        for (const auto& entry : core_->sessions) live.push_back(entry.second);
-        targets = live.size();
-        const auto now = detail::steady::now();
-        for (auto& entry : core_->parked) {
-            core_->queue_parked_locked(entry.second, event, now);
-            ++targets;
-        }
-    }
-    detail::post_event(live, event);
+    const auto targets = core_->push_local_all(frame);
+    core_->bus_publish(cluster::message_kind::to_all, {}, *frame);
     return targets;
 }
 
@@ -2552,8 +2725,11 @@ GATEHOUSE_DECL std::error_code gateway::join_group(std::string_view session_id, 
     std::lock_guard<std::mutex> lock(core_->registry_mutex);
     const std::string sid(session_id);
     if (core_->sessions.count(sid) == 0 && core_->parked.count(sid) == 0) return server_errc::session_not_found;
-    core_->groups[std::string(group)].insert(sid);
-    core_->session_groups[sid].insert(std::string(group));
+    const std::string name(group);
+    auto& members = core_->groups[name];
+    if (members.empty()) core_->bus_interest(cluster::interest_kind::group, name, true);
+    members.insert(sid);
+    core_->session_groups[sid].insert(name);
     return {};
 }
 
@@ -2566,7 +2742,10 @@ GATEHOUSE_DECL std::error_code gateway::leave_group(std::string_view session_id,
     const auto it = core_->groups.find(name);
     if (it != core_->groups.end()) {
         it->second.erase(sid);
-        if (it->second.empty()) core_->groups.erase(it);
+        if (it->second.empty()) {
+            core_->groups.erase(it);
+            core_->bus_interest(cluster::interest_kind::group, name, false);
+        }
     }
     const auto memberships = core_->session_groups.find(sid);
     if (memberships != core_->session_groups.end()) {
@@ -2646,6 +2825,7 @@ GATEHOUSE_DECL void gateway::revoke_session(std::string_view session_id, std::fu
         // Close even when the store failed or already had it revoked: the
         // host asked for this session to be gone.
         core->kick([&](const detail::session_keys& k) { return k.session_id == sid; });
+        core->bus_publish(cluster::message_kind::revoke_session, sid, {});
         if (done) done(ec);
     });
 }
@@ -2656,6 +2836,7 @@ GATEHOUSE_DECL void gateway::revoke_account(std::string_view account_id,
     auto core = core_;
     core_->store->revoke_account(account, [core, account, done = std::move(done)](std::error_code ec, std::size_t n) {
         core->kick([&](const detail::session_keys& k) { return k.account_id == account; });
+        core->bus_publish(cluster::message_kind::revoke_account, account, {});
         if (done) done(ec, n);
     });
 }

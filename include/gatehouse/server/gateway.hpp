@@ -154,6 +154,13 @@ struct gateway_stats {
 
     // Client-to-client routing (§12).
     std::uint64_t peer_messages_forwarded = 0;  ///< copies handed to a target (a broadcast counts each)
+
+    // Cluster (gateway_options::event_bus); all zero without a bus.
+    std::uint64_t cluster_published = 0;       ///< pushes and revocations handed to the bus
+    std::uint64_t cluster_publish_failed = 0;  ///< of those, the bus reported an error
+    std::uint64_t cluster_received = 0;        ///< messages from other nodes handled here
+    /// Sessions of this node taken over by a connection on another node.
+    std::uint64_t cluster_sessions_taken = 0;
 };
 
 /// The client's answer to gateway::call_client.
@@ -217,7 +224,14 @@ public:
     // --- push (§9) ------------------------------------------------------------
     /// Sends event `event_name` with the members of `body` (an object or
     /// null) plus eventName/eventId/timestamp. Errors: event_name_missing,
-    /// event_body_not_object, session_not_found.
+    /// event_body_not_object, session_not_found (without an event bus; with
+    /// one, a session not held here is handed to the bus for the node that
+    /// holds it, and the call succeeds: stats().cluster_publish_failed counts
+    /// what the bus could not take).
+    ///
+    /// With gateway_options::event_bus the account, group and all variants
+    /// also reach the matching sessions of the other nodes (each connection
+    /// once); the numbers they return count this node's sessions only.
     GATEHOUSE_DECL std::error_code push_to_session(std::string_view session_id, std::string_view event_name,
                                                    const nlohmann::json& body = nullptr);
     /// Returns how many sessions the event was queued for.
@@ -293,13 +307,14 @@ public:
 
     // --- revocation (§18) ---------------------------------------------------------
     /// Revokes the session in the store and closes its connection with 4002
-    /// "kicked" (a parked session is forgotten, its queue dropped). `done`
-    /// (optional) gets the store's result; any thread.
+    /// "kicked" (a parked session is forgotten, its queue dropped), on every
+    /// node when there is an event bus. `done` (optional) gets the store's
+    /// result; any thread.
     GATEHOUSE_DECL void revoke_session(std::string_view session_id,
                                        std::function<void(std::error_code)> done = nullptr);
     /// Revokes every session of the account in the store, closes their
-    /// connections on this node with 4002 "kicked" and forgets the parked
-    /// ones. `done` gets the store's
+    /// connections with 4002 "kicked" (on every node when there is an
+    /// event bus) and forgets the parked ones. `done` gets the store's
     /// result and the number of sessions it revoked.
     GATEHOUSE_DECL void revoke_account(std::string_view account_id,
                                        std::function<void(std::error_code, std::size_t)> done = nullptr);
@@ -323,6 +338,7 @@ public:
 private:
     std::shared_ptr<detail::gateway_core> core_;
     std::unique_ptr<detail::network_transport> network_;
+    bool subscribed_ = false;  ///< to options().event_bus
 };
 
 }  // namespace gatehouse::server

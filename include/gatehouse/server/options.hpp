@@ -3,6 +3,7 @@
 // std::invalid_argument with a clear message on a bad value.
 #pragma once
 
+#include <gatehouse/cluster/event_bus.hpp>
 #include <gatehouse/routing/salted_guid.hpp>
 #include <gatehouse/server/metrics.hpp>
 
@@ -173,6 +174,23 @@ struct gateway_options {
     /// metrics_path. The gateway holds it for its lifetime; one sink may
     /// serve several gateways (their counts add up).
     std::shared_ptr<metrics_sink> metrics;
+
+    // --- cluster (several gateway nodes) ---------------------------------------
+    /// This node's membership of a cluster (cluster/event_bus.hpp). With it:
+    /// push_to_session reaches a session held by another node; push_to_account,
+    /// push_to_group and push_to_all reach the matching sessions of every
+    /// node, each connection once; revoke_session / revoke_account close the
+    /// connections on every node (4002); one session has one socket across
+    /// nodes (a connection for it on another node replaces this node's with
+    /// 4002), and the events queued here for it while it was parked follow
+    /// it there. The gateway declares on the bus the sessions it holds
+    /// (parked ones included), their accounts and the groups its sessions
+    /// joined, and subscribes at listen(). Share the session_store between
+    /// the nodes (e.g. the Redis store) so that every node knows every
+    /// session and reconnection token. The bus must outlive the gateway
+    /// (close it after destroying the gateway to leave the cluster). Null: a
+    /// single node.
+    std::shared_ptr<cluster::event_bus> event_bus;
     /// Plain HTTP GET (or HEAD) on the listening port (built-in transport):
     /// the Prometheus text exposition of `metrics` (format 0.0.4, the
     /// sink's families followed by the reconnection-queue, session and

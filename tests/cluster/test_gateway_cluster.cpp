@@ -1,0 +1,430 @@
+// Three gateway nodes in one process, each on its own loopback port, joined
+// by an event bus (in-process hub; with GATEHOUSE_TEST_WITH_REDIS also a
+// real Redis: redis_event_bus + redis_session_store), sharing one session
+// store. Clients are raw WebSocket connections (tests/server/socket_harness).
+//
+// What the cluster must do (issue 7): a push to a session, an account, a
+// group or everyone reaches the right connections on every node exactly
+// once; a revocation on one node closes the connections on the others
+// (4002); one socket per session across nodes; a session parked on one node
+// is resumed on another with the events queued meanwhile.
+#include "../server/socket_harness.hpp"
+#include "io_runner.hpp"
+
+#include <gatehouse/cluster/memory_event_bus.hpp>
+
+#if defined(GATEHOUSE_TEST_WITH_REDIS)
+#include "../support/redis_server.hpp"
+
+#include <gatehouse/adapters/redis/redis_event_bus.hpp>
+#include <gatehouse/adapters/redis/redis_session_store.hpp>
+#endif
+
+#include <array>
+#include <functional>
+#include <future>
+#include <set>
+
+using namespace gatehouse::test;
+using namespace gatehouse::test::sockets;
+namespace cl = gatehouse::cluster;
+
+namespace {
+
+/// One node: a gateway on an ephemeral port with the standard endpoints,
+/// joined to the cluster through `bus`.
+struct node {
+    node(s::gateway_options options, std::shared_ptr<cl::event_bus> event_bus,
+         std::shared_ptr<session::session_store> shared_store)
+        : validator(std::make_shared<scripted_validator>()), bus(std::move(event_bus)) {
+        options.port = 0;
+        options.listen_address = "127.0.0.1";
+        options.event_bus = bus;
+        gw = std::make_unique<s::gateway>(std::move(options), validator, std::move(shared_store));
+        add_standard_endpoints(*gw, held);
+        REQUIRE_FALSE(gw->listen());
+        port = gw->local_port();
+        thread = std::thread([this] { gw->run(); });
+    }
+    ~node() {
+        gw->stop();
+        thread.join();
+        gw.reset();
+        bus->close();
+    }
+    node(const node&) = delete;
+    node& operator=(const node&) = delete;
+
+    std::shared_ptr<scripted_validator> validator;
+    std::shared_ptr<held_calls> held = std::make_shared<held_calls>();
+    std::shared_ptr<cl::event_bus> bus;
+    std::unique_ptr<s::gateway> gw;
+    std::uint16_t port = 0;
+    std::thread thread;
+};
+
+
+/// Waits until `condition` holds (polling), at most `timeout`.
+bool eventually(const std::function<bool()>& condition, ms timeout = ms(3000)) {
+    const auto deadline = clock_type::now() + timeout;
+    while (!condition()) {
+        if (clock_type::now() >= deadline) return false;
+        std::this_thread::sleep_for(ms(2));
+    }
+    return true;
+}
+
+/// The JSON of a server event frame, or a discarded value.
+nlohmann::json event_body(const server_frame& f) {
+    if (f.opcode != lg::ws_opcode::binary) return nlohmann::json::value_t::discarded;
+    p::frame_view view;
+    if (p::decode_frame(p::bytes_view(f.payload), view) || view.is_response())
+        return nlohmann::json::value_t::discarded;
+    return nlohmann::json::parse(view.payload.as_chars(), nullptr, false);
+}
+
+/// The events named `name` that arrive within `window` (kept ones first).
+std::vector<nlohmann::json> events_named(ws_client& c, const std::string& name, ms window) {
+    std::vector<nlohmann::json> out;
+    std::vector<server_frame> others;
+    for (auto& f : c.received) {
+        const auto body = event_body(f);
+        if (body.is_object() && body.value("eventName", "") == name)
+            out.push_back(body);
+        else
+            others.push_back(std::move(f));
+    }
+    c.received = std::move(others);
+    const auto deadline = clock_type::now() + window;
+    for (;;) {
+        const auto left = std::chrono::duration_cast<ms>(deadline - clock_type::now());
+        if (left <= ms(0)) break;
+        auto f = c.read_frame(left);
+        if (!f) break;
+        const auto body = event_body(*f);
+        if (body.is_object() && body.value("eventName", "") == name)
+            out.push_back(body);
+        else
+            c.received.push_back(std::move(*f));
+    }
+    return out;
+}
+
+/// Waits for `count` events named `name`, then `quiet` more for duplicates.
+std::vector<nlohmann::json> expect_events(ws_client& c, const std::string& name, std::size_t count,
+                                          ms quiet = ms(150)) {
+    std::vector<nlohmann::json> got;
+    const auto deadline = clock_type::now() + ms(5000);
+    while (got.size() < count && clock_type::now() < deadline) {
+        auto more = events_named(c, name, ms(50));
+        got.insert(got.end(), more.begin(), more.end());
+    }
+    auto extra = events_named(c, name, quiet);
+    got.insert(got.end(), extra.begin(), extra.end());
+    return got;
+}
+
+/// A cluster of three nodes with one shared store.
+struct cluster_fixture {
+    using bus_factory = std::function<std::shared_ptr<cl::event_bus>(const std::string& node_id)>;
+
+    cluster_fixture(bus_factory make_bus, std::shared_ptr<session::session_store> shared_store,
+                    s::gateway_options options = socket_options())
+        : store(std::move(shared_store)) {
+        for (const char* id : {"node-a", "node-b", "node-c"})
+            nodes.push_back(std::make_unique<node>(options, make_bus(id), store));
+    }
+
+    node& operator[](std::size_t i) { return *nodes.at(i); }
+
+    std::shared_ptr<session::session_store> store;
+    std::vector<std::unique_ptr<node>> nodes;
+};
+
+/// A client of session `session` (account `account`) on `n`.
+std::unique_ptr<ws_client> connect(node& n, const std::string& account, const std::string& session) {
+    auto c = std::make_unique<ws_client>(n.port);
+    c->connect(token(account, session));
+    return c;
+}
+
+/// Until the bus has taken `n`'s declaration of `session`, a push from
+/// another node may find nobody: push probes from `from` until one arrives.
+void wait_routable(node& from, ws_client& c, const std::string& session) {
+    for (int attempt = 0; attempt < 200; ++attempt) {
+        REQUIRE_FALSE(from.gw->push_to_session(session, "test.probe", {{"attempt", attempt}}));
+        if (!events_named(c, "test.probe", ms(10)).empty()) {
+            events_named(c, "test.probe", ms(30));  // late copies of earlier probes
+            return;
+        }
+    }
+    FAIL("the session never became routable from another node");
+}
+
+const std::string session_1 = "11111111-1111-4111-8111-111111111111";
+const std::string session_2 = "22222222-2222-4222-8222-222222222222";
+const std::string session_3 = "33333333-3333-4333-8333-333333333333";
+const std::string session_4 = "44444444-4444-4444-8444-444444444444";
+
+void push_scenarios(cluster_fixture& cluster) {
+    auto& a = cluster[0];
+    auto& b = cluster[1];
+    auto& c = cluster[2];
+
+    // Session 1 on B, sessions 2 (account "bob") on A and 3 ("bob") on C,
+    // session 4 ("dan") on C.
+    auto one = connect(b, "alice", session_1);
+    auto two = connect(a, "bob", session_2);
+    auto three = connect(c, "bob", session_3);
+    auto four = connect(c, "dan", session_4);
+    wait_routable(a, *one, session_1);
+    wait_routable(b, *three, session_3);
+    wait_routable(a, *four, session_4);
+
+    // To a session on another node: exactly once.
+    REQUIRE_FALSE(a.gw->push_to_session(session_1, "test.direct", {{"n", 1}}));
+    auto got = expect_events(*one, "test.direct", 1);
+    REQUIRE(got.size() == 1);
+    CHECK(got[0]["n"] == 1);
+
+    // To an account with sessions on A and C, pushed from B: each once.
+    CHECK(b.gw->push_to_account("bob", "test.account", {{"n", 2}}) == 0);  // none of bob's sessions on B
+    CHECK(expect_events(*two, "test.account", 1).size() == 1);
+    CHECK(expect_events(*three, "test.account", 1).size() == 1);
+    CHECK(expect_events(*one, "test.account", 0, ms(50)).empty());
+    CHECK(expect_events(*four, "test.account", 0, ms(50)).empty());
+    // Pushed from A, which holds one of them: A's own count is 1.
+    CHECK(a.gw->push_to_account("bob", "test.account", {{"n", 3}}) == 1);
+    CHECK(expect_events(*two, "test.account", 1).size() == 1);
+    CHECK(expect_events(*three, "test.account", 1).size() == 1);
+
+    // A group with members on all three nodes; session 4 is not in it.
+    REQUIRE_FALSE(b.gw->join_group(session_1, "room"));
+    REQUIRE_FALSE(a.gw->join_group(session_2, "room"));
+    REQUIRE_FALSE(c.gw->join_group(session_3, "room"));
+    // The group declarations take effect asynchronously: probe until each
+    // member hears a push from another node.
+    for (int attempt = 0; attempt < 200; ++attempt) {
+        c.gw->push_to_group("room", "test.group-probe", {{"attempt", attempt}});
+        if (!events_named(*one, "test.group-probe", ms(10)).empty() &&
+            !events_named(*two, "test.group-probe", ms(10)).empty())
+            break;
+    }
+    for (auto* client : {one.get(), two.get(), three.get()}) events_named(*client, "test.group-probe", ms(30));
+    CHECK(c.gw->push_to_group("room", "test.group", {{"n", 4}}) == 1);
+    CHECK(expect_events(*one, "test.group", 1).size() == 1);
+    CHECK(expect_events(*two, "test.group", 1).size() == 1);
+    CHECK(expect_events(*three, "test.group", 1).size() == 1);
+    CHECK(expect_events(*four, "test.group", 0, ms(50)).empty());
+    // Leaving: A no longer has members of "room" and stops receiving it.
+    REQUIRE_FALSE(a.gw->leave_group(session_2, "room"));
+    CHECK(eventually([&] {
+        b.gw->push_to_group("room", "test.after-leave", {});
+        return expect_events(*three, "test.after-leave", 1, ms(20)).size() >= 1 &&
+               events_named(*two, "test.after-leave", ms(20)).empty();
+    }));
+    CHECK(events_named(*two, "test.after-leave", ms(100)).empty());
+
+    // Everyone, from C: each of the four once.
+    CHECK(c.gw->push_to_all("test.all", {{"n", 5}}) == 2);
+    for (auto* client : {one.get(), two.get(), three.get(), four.get()})
+        CHECK(expect_events(*client, "test.all", 1).size() == 1);
+
+    const auto published = a.gw->stats().cluster_published + b.gw->stats().cluster_published +
+                           c.gw->stats().cluster_published;
+    CHECK(published > 0);
+    CHECK(a.gw->stats().cluster_publish_failed == 0);
+    CHECK(b.gw->stats().cluster_received > 0);
+}
+
+void revocation_scenarios(cluster_fixture& cluster) {
+    auto& a = cluster[0];
+    auto& b = cluster[1];
+    auto& c = cluster[2];
+    auto victim = connect(c, "eve", session_1);
+    auto other = connect(b, "eve", session_2);
+    auto bystander = connect(b, "frank", session_3);
+    wait_routable(a, *victim, session_1);
+    wait_routable(a, *other, session_2);
+
+    // One session, revoked on A, closes on C.
+    const auto started = clock_type::now();
+    std::promise<std::error_code> revoked;
+    a.gw->revoke_session(session_1, [&](std::error_code ec) { revoked.set_value(ec); });
+    CHECK_FALSE(revoked.get_future().get());
+    CHECK(victim->read_close(ms(3000)) == std::optional<std::uint16_t>(4002));
+    const auto elapsed = std::chrono::duration_cast<std::chrono::microseconds>(clock_type::now() - started);
+    MESSAGE("revocation from node A closed the connection on node C after " << elapsed.count() << " us");
+    CHECK(elapsed < ms(200));
+
+    // The whole account, revoked on C, closes eve's session on B; frank's stays.
+    std::promise<std::error_code> account_revoked;
+    c.gw->revoke_account("eve", [&](std::error_code ec, std::size_t) { account_revoked.set_value(ec); });
+    CHECK_FALSE(account_revoked.get_future().get());
+    CHECK(other->read_close(ms(3000)) == std::optional<std::uint16_t>(4002));
+    const auto reply = bystander->call("/echo", "{}", 7);
+    REQUIRE(reply.has_value());
+    CHECK(reply->code == p::response_code::ok);
+}
+
+void replacement_scenario(cluster_fixture& cluster) {
+    auto& a = cluster[0];
+    auto& b = cluster[1];
+    auto first = connect(a, "gina", session_4);
+    wait_routable(b, *first, session_4);
+    // The same session connects to B: A's socket is closed with 4002.
+    auto second = connect(b, "gina", session_4);
+    CHECK(first->read_close(ms(3000)) == std::optional<std::uint16_t>(4002));
+    first->send(lg::ws_opcode::close, close_payload(4002));  // the closing handshake's answer
+    CHECK(eventually([&] { return a.gw->stats().sessions == 0 && a.gw->stats().parked_sessions == 0; }));
+    CHECK(a.gw->stats().cluster_sessions_taken == 1);
+    const auto reply = second->call("/echo", "{\"x\":1}", 9);
+    REQUIRE(reply.has_value());
+    CHECK(reply->code == p::response_code::ok);
+    // Pushes for it now go to B only.
+    REQUIRE_FALSE(cluster[2].gw->push_to_session(session_4, "test.after-move", {}));
+    CHECK(expect_events(*second, "test.after-move", 1).size() == 1);
+}
+
+void reconnection_scenario(cluster_fixture& cluster) {
+    auto& a = cluster[0];
+    auto& b = cluster[1];
+    auto& c = cluster[2];
+    auto client = connect(a, "hank", session_2);
+    wait_routable(c, *client, session_2);
+    // The connection drops (no close frame): A parks the session.
+    client.reset();
+    REQUIRE(eventually([&] { return a.gw->stats().parked_sessions == 1; }));
+    // Events pushed from C while it is away are queued on A.
+    for (int i = 0; i < 3; ++i) REQUIRE_FALSE(c.gw->push_to_session(session_2, "test.while-away", {{"i", i}}));
+    REQUIRE(eventually([&] { return a.gw->stats().queued_events == 3; }));
+    // The client comes back on B: B gets the session and the queued events;
+    // A forgets it.
+    auto back = std::make_unique<ws_client>(b.port);
+    back->connect(token("hank", session_2));
+    const auto got = expect_events(*back, "test.while-away", 3);
+    REQUIRE(got.size() == 3);
+    for (int i = 0; i < 3; ++i) CHECK(got[static_cast<std::size_t>(i)]["i"] == i);
+    CHECK(eventually([&] { return a.gw->stats().parked_sessions == 0 && a.gw->stats().queued_events == 0; }));
+    // Live pushes now reach B.
+    REQUIRE_FALSE(c.gw->push_to_session(session_2, "test.back", {}));
+    CHECK(expect_events(*back, "test.back", 1).size() == 1);
+}
+
+s::gateway_options parking_options() {
+    auto o = socket_options();
+    o.reconnect_queue_max_bytes = 64 * 1024;
+    o.reconnect_window = std::chrono::seconds(30);
+    return o;
+}
+
+std::function<std::shared_ptr<cl::event_bus>(const std::string&)> memory_buses(io_runner& runner,
+                                                                               std::shared_ptr<cl::memory_event_hub> hub) {
+    return [&runner, hub](const std::string& id) -> std::shared_ptr<cl::event_bus> {
+        cl::memory_event_bus_options o;
+        o.node_id = id;
+        return std::make_shared<cl::memory_event_bus>(hub, runner.executor(), o);
+    };
+}
+
+}  // namespace
+
+TEST_CASE("cluster of three gateways, in-process bus: pushes reach every node exactly once") {
+    io_runner runner;
+    cluster_fixture cluster(memory_buses(runner, std::make_shared<cl::memory_event_hub>()),
+                            std::make_shared<session::memory_session_store>());
+    push_scenarios(cluster);
+}
+
+TEST_CASE("cluster of three gateways, in-process bus: revocation and replacement cross nodes") {
+    io_runner runner;
+    cluster_fixture cluster(memory_buses(runner, std::make_shared<cl::memory_event_hub>()),
+                            std::make_shared<session::memory_session_store>());
+    revocation_scenarios(cluster);
+    replacement_scenario(cluster);
+}
+
+TEST_CASE("cluster of three gateways, in-process bus: reconnection on another node brings the queued events") {
+    io_runner runner;
+    cluster_fixture cluster(memory_buses(runner, std::make_shared<cl::memory_event_hub>()),
+                            std::make_shared<session::memory_session_store>(), parking_options());
+    reconnection_scenario(cluster);
+}
+
+#if defined(GATEHOUSE_TEST_WITH_REDIS)
+namespace {
+namespace rd = gatehouse::adapters::redis;
+
+/// Three nodes as separate processes would run them: each its own
+/// redis_event_bus, all sharing one redis_session_store's Redis.
+struct redis_cluster {
+    explicit redis_cluster(s::gateway_options options = socket_options(), bool append_only = false)
+        : server(gatehouse::test::redis_server::options{append_only, "redis-server"}) {
+        rd::redis_session_store_options so;
+        so.port = server.port();
+        store = std::make_shared<rd::redis_session_store>(runner.executor(), so);
+        cluster = std::make_unique<cluster_fixture>(
+            [this](const std::string& id) -> std::shared_ptr<cl::event_bus> {
+                rd::redis_event_bus_options o;
+                o.node_id = id;
+                o.port = server.port();
+                return std::make_shared<rd::redis_event_bus>(runner.executor(), o);
+            },
+            store, std::move(options));
+    }
+    ~redis_cluster() {
+        cluster.reset();
+        store->close();
+    }
+    gatehouse::test::redis_server server;
+    io_runner runner;
+    std::shared_ptr<rd::redis_session_store> store;
+    std::unique_ptr<cluster_fixture> cluster;
+};
+}  // namespace
+
+TEST_CASE("cluster of three gateways over Redis: pushes reach every node exactly once") {
+    redis_cluster r;
+    push_scenarios(*r.cluster);
+}
+
+TEST_CASE("cluster of three gateways over Redis: revocation and replacement cross nodes") {
+    redis_cluster r;
+    revocation_scenarios(*r.cluster);
+    replacement_scenario(*r.cluster);
+}
+
+TEST_CASE("cluster of three gateways over Redis: reconnection on another node brings the queued events") {
+    redis_cluster r(parking_options());
+    reconnection_scenario(*r.cluster);
+}
+
+TEST_CASE("cluster of three gateways over Redis: Redis restarts under live sessions") {
+    redis_cluster r(socket_options(), true);
+    auto& a = (*r.cluster)[0];
+    auto& b = (*r.cluster)[1];
+    auto client = connect(b, "ivy", session_1);
+    wait_routable(a, *client, session_1);
+
+    r.server.kill();
+    // While Redis is down: connections stay up and are served; cross-node
+    // pushes fail (counted), nothing hangs.
+    const auto failed_before = a.gw->stats().cluster_publish_failed;
+    REQUIRE_FALSE(a.gw->push_to_session(session_1, "test.while-down", {}));
+    CHECK(eventually([&] { return a.gw->stats().cluster_publish_failed > failed_before; }));
+    const auto reply = client->call("/echo", "{\"down\":true}", 11);
+    REQUIRE(reply.has_value());
+    CHECK(reply->code == p::response_code::ok);
+
+    r.server.restart();
+    // The buses reconnect and declare their interests again: pushes cross
+    // nodes again, and the session (persisted) is still known.
+    wait_routable(a, *client, session_1);
+    std::promise<std::error_code> loaded;
+    r.store->load(session_1, [&](std::error_code ec, session::session_record) { loaded.set_value(ec); });
+    CHECK_FALSE(loaded.get_future().get());
+    const auto again = client->call("/echo", "{\"up\":true}", 12);
+    REQUIRE(again.has_value());
+    CHECK(again->code == p::response_code::ok);
+}
+#endif
