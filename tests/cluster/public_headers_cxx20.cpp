@@ -8,6 +8,7 @@
 #include <gatehouse/testing/event_bus_conformance.hpp>
 #if defined(GATEHOUSE_TEST_WITH_REDIS)
 #include <gatehouse/adapters/redis/redis_event_bus.hpp>
+#include <gatehouse/adapters/redis/redis_session_store.hpp>  // both adapters in one program
 #endif
 
 #include <doctest/doctest.h>

@@ -66,6 +66,7 @@
 
 #include <gatehouse/adapters/redis/detail/connection_options.hpp>
 #include <gatehouse/adapters/redis/detail/hiredis_asio.hpp>
+#include <gatehouse/adapters/redis/detail/script_sha1.hpp>
 #include <gatehouse/cluster/detail/inbound.hpp>
 #include <gatehouse/cluster/envelope.hpp>
 #include <gatehouse/cluster/event_bus.hpp>
@@ -209,19 +210,6 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 )lua";
 
-/// The SHA-1 (hex) Redis names a script by, for EVALSHA.
-inline std::string script_sha1(std::string_view script) {
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned int size = 0;
-    EVP_Digest(script.data(), script.size(), digest, &size, EVP_sha1(), nullptr);
-    static constexpr char hex[] = "0123456789abcdef";
-    std::string out;
-    for (unsigned int i = 0; i < size; ++i) {
-        out.push_back(hex[digest[i] >> 4]);
-        out.push_back(hex[digest[i] & 0xf]);
-    }
-    return out;
-}
 
 /// One hiredis connection: connects, reconnects with backoff, times
 /// commands out. Used on one strand only. Its owner learns about it through

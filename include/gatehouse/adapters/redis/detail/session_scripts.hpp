@@ -12,7 +12,7 @@
 // restarted Redis costs each script one extra round trip, once.
 #pragma once
 
-#include <openssl/evp.h>
+#include <gatehouse/adapters/redis/detail/script_sha1.hpp>
 
 #include <array>
 #include <cstddef>
@@ -163,20 +163,6 @@ inline constexpr std::array<const char*, 7> all_scripts = {create_script,       
                                                            list_account_script,   issue_token_script,
                                                            consume_token_script};
 
-/// The name of a script in Redis's script cache: the SHA-1 of its text, in
-/// lowercase hex (what SCRIPT LOAD answers and EVALSHA takes).
-inline std::string script_sha1(std::string_view body) {
-    unsigned char digest[EVP_MAX_MD_SIZE] = {};
-    unsigned int digest_size = 0;
-    EVP_Digest(body.data(), body.size(), digest, &digest_size, EVP_sha1(), nullptr);
-    static constexpr char digits[] = "0123456789abcdef";
-    std::string hex(40, '0');
-    for (std::size_t i = 0; i < 20; ++i) {
-        hex[2 * i] = digits[digest[i] >> 4];
-        hex[2 * i + 1] = digits[digest[i] & 0xf];
-    }
-    return hex;
-}
 
 #undef GATEHOUSE_REDIS_LUA_STATE
 #undef GATEHOUSE_REDIS_LUA_REVOKE
