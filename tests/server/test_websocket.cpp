@@ -277,8 +277,10 @@ void run_scenarios(std::size_t io_threads, bool tls = false) {
     auto capped_options = options;
     capped_options.max_connections = 2;
     capped_options.max_sessions_per_account = 1;
-    capped_options.ping_interval = std::chrono::milliseconds(400);
-    capped_options.pong_timeout = std::chrono::milliseconds(200);
+    // A pong timeout longer than the ping interval: each ping's deadline
+    // must still run out (websocketpp cancels it when the next ping goes).
+    capped_options.ping_interval = std::chrono::milliseconds(100);
+    capped_options.pong_timeout = std::chrono::milliseconds(300);
     running_gateway capped(capped_options, 1);
     add_endpoints(capped);
     capped.start();

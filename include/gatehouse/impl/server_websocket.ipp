@@ -165,10 +165,18 @@ public:
     void ping(std::uint32_t pong_timeout_ms) override {
         auto c = connection_.lock();
         if (!c) return;
+        // websocketpp cancels a ping's pong deadline when the next ping goes
+        // out: while one is unanswered, send no other, or a peer that went
+        // silent would never be dropped when pong_timeout >= ping_interval.
+        if (awaiting_pong_) return;
+        awaiting_pong_ = true;
         websocketpp::lib::error_code ec;
         c->set_pong_timeout(static_cast<long>(pong_timeout_ms));
         c->ping(std::string(), ec);
     }
+
+    /// A pong arrived (the connection's executor, like ping()).
+    void pong_received() noexcept { awaiting_pong_ = false; }
 
     std::size_t buffered_amount() const override {
         auto c = connection_.lock();
@@ -200,6 +208,7 @@ private:
     const strand_ptr strand_;
     asio::io_context& io_;
     const std::string remote_;
+    bool awaiting_pong_ = false;  ///< a ping went out and no pong came yet
 };
 
 template <class Config>
@@ -494,6 +503,12 @@ private:
             if (ec) return;
             core_->log(log_level::info, "no pong in time; dropping the connection");
             c->terminate(websocketpp::error::make_error_code(websocketpp::error::general));
+        });
+        server_.set_pong_handler([this](websocketpp::connection_hdl hdl, std::string) {
+            websocketpp::lib::error_code ec;
+            auto c = server_.get_con_from_hdl(hdl, ec);
+            if (ec) return;
+            if (auto w = wrapper_of(c)) static_cast<websocket_connection<Config>&>(*w).pong_received();
         });
         server_.set_fail_handler([gone](websocketpp::connection_hdl hdl) { gone(hdl, false); });
         server_.set_http_handler([this](websocketpp::connection_hdl hdl) {
