@@ -103,8 +103,13 @@ GATEHOUSE_DECL void memory_session_store::unindex(const std::vector<std::pair<st
         std::lock_guard<std::mutex> lock(shard.mutex);
         auto it = shard.accounts.find(account);
         if (it == shard.accounts.end()) continue;
-        it->second.erase(id);
-        if (it->second.empty()) shard.accounts.erase(it);
+        auto& ids = it->second;
+        const auto at = std::find(ids.begin(), ids.end(), id);
+        if (at != ids.end()) {
+            if (at != ids.end() - 1) *at = std::move(ids.back());
+            ids.pop_back();
+        }
+        if (ids.empty()) shard.accounts.erase(it);
     }
 }
 
@@ -152,7 +157,8 @@ GATEHOUSE_DECL void memory_session_store::create(session_record record, completi
     {
         auto& shard = account_shard_for(result.account_id);
         std::lock_guard<std::mutex> lock(shard.mutex);
-        shard.accounts[result.account_id].insert(result.session_id);
+        auto& ids = shard.accounts[result.account_id];
+        if (std::find(ids.begin(), ids.end(), result.session_id) == ids.end()) ids.push_back(result.session_id);
     }
     done({}, std::move(result));
 }
@@ -249,7 +255,7 @@ GATEHOUSE_DECL void memory_session_store::revoke(std::string_view session_id, do
 GATEHOUSE_DECL void memory_session_store::revoke_account(std::string_view account_id, completion<std::size_t> done) {
     if (account_id.empty() || account_id.size() > options_.limits.max_account_id_size)
         return done(session_errc::invalid_account_id, 0);
-    std::unordered_set<std::string> ids;
+    std::vector<std::string> ids;
     {
         auto& shard = account_shard_for(account_id);
         std::lock_guard<std::mutex> lock(shard.mutex);

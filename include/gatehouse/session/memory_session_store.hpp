@@ -99,7 +99,9 @@ private:
     };
     struct account_shard {
         mutable std::mutex mutex;
-        std::unordered_map<std::string, std::unordered_set<std::string>> accounts;
+        /// An account's session ids. A vector: most accounts have one or a
+        /// few sessions, and a one-element hash set costs ~250 bytes more.
+        std::unordered_map<std::string, std::vector<std::string>> accounts;
     };
 
     time_point now() const { return options_.clock ? options_.clock() : now_ms(); }
