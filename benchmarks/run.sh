@@ -115,11 +115,50 @@ done
 
 soak="skipped (QUICK)"
 if [ "$soak_conns" -gt 0 ]; then
-    start_server gateway "$soak_conns"
-    r=$(load gateway --connections "$soak_conns" --rate "$soak_conns" --duration "$soak_seconds" --warmup 5 \
-        --sources 64 --connect-rate 20000)
-    soak="$(field "$r" connected)/$soak_conns sessions, $(field "$r" completed) calls, errors $(field "$r" errors), dropped $(field "$r" dropped_connections), failed $(field "$r" failed_connections), p99 $(field "$r" p99_us) us, server rss $(field "$r" server_rss_kib) KiB"
-    stop_server
+    # One process may hold only `ulimit -n` sockets (20,000 here, a hard
+    # limit that needs CAP_SYS_RESOURCE to raise): the sessions are split over
+    # as many gateway processes (each with its own load generator) as that
+    # takes. Every session still calls once a second for the whole run.
+    per_process=$(( $(ulimit -n) - 2000 ))
+    parts=$(( (soak_conns + per_process - 1) / per_process ))
+    share=$(( (soak_conns + parts - 1) / parts ))
+    soak_pids=()
+    for i in $(seq "$parts"); do
+        "$bin/gateway_echo" --tokens "$share" --token-file "$scratch/soak-tokens-$i" \
+            >"$scratch/soak-port-$i" 2>"$scratch/soak-server-$i.err" &
+        soak_pids+=($!)
+    done
+    soak_ports=()
+    for i in $(seq "$parts"); do
+        for _ in $(seq 600); do grep -q '^port ' "$scratch/soak-port-$i" 2>/dev/null && break; sleep 0.05; done
+        soak_ports+=("$(awk '/^port /{print $2}' "$scratch/soak-port-$i")")
+    done
+    loads=()
+    for i in $(seq "$parts"); do
+        "$bin/loadgen" --mode protocol --endpoint /bench/echo --token-file "$scratch/soak-tokens-$i" \
+            --port "${soak_ports[$((i - 1))]}" --server-pid "${soak_pids[$((i - 1))]}" --json \
+            --connections "$share" --rate "$share" --duration "$soak_seconds" --warmup 5 \
+            --sources 64 --connect-rate $(( 20000 / parts )) >"$scratch/soak-$i.json" 2>"$scratch/soak-$i.err" &
+        loads+=($!)
+    done
+    for pid in "${loads[@]}"; do wait "$pid" || true; done
+    for pid in "${soak_pids[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+    soak=$($py - "$scratch" "$parts" "$soak_conns" <<'PY'
+import json, sys
+scratch, parts, total = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+runs = []
+for i in range(1, parts + 1):
+    try:
+        runs.append(json.load(open(f"{scratch}/soak-{i}.json")))
+    except (OSError, ValueError):
+        runs.append({})
+s = lambda k: sum(float(r.get(k, 0)) for r in runs)
+print(f"{s('connected'):.0f}/{total} sessions in {parts} gateway processes, {s('completed'):.0f} calls, "
+      f"errors {s('errors'):.0f}, dropped {s('dropped_connections'):.0f}, failed {s('failed_connections'):.0f}, "
+      f"worst p99 {max(float(r.get('p99_us', 0)) for r in runs):.0f} us, "
+      f"server rss {s('server_rss_kib') / 1024:.0f} MiB in all")
+PY
+)
 fi
 
 $py - "$soak" <<EOF
