@@ -13,6 +13,8 @@
 #include <gatehouse/server/gateway.hpp>
 #include <gatehouse/session/memory_session_store.hpp>
 
+#include "../support/run_command.hpp"
+
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 
@@ -228,15 +230,7 @@ void add_endpoints(running_gateway& host) {
     });
 }
 
-std::string run_command(const std::string& command, int& status) {
-    std::string output;
-    FILE* pipe = ::popen(command.c_str(), "r");
-    REQUIRE(pipe != nullptr);
-    std::array<char, 4096> buffer{};
-    while (std::fgets(buffer.data(), static_cast<int>(buffer.size()), pipe)) output += buffer.data();
-    status = ::pclose(pipe);
-    return output;
-}
+using gatehouse::test::run_command;
 
 void run_scenarios(std::size_t io_threads, bool tls = false) {
     s::gateway_options options;

@@ -12,6 +12,7 @@
 //       caller); the outcome is pushed as `test.asked` to the caller and to
 //       the group "observers" (which sees it after the caller is gone)
 //   /test/stats                  gateway_stats as JSON
+#include "../support/run_command.hpp"
 #include "harness.hpp"
 
 #include <gatehouse/server/gateway.hpp>
@@ -109,15 +110,7 @@ struct live {
     std::thread thread;
 };
 
-std::string run_command(const std::string& command, int& status) {
-    std::string output;
-    FILE* pipe = ::popen(command.c_str(), "r");
-    REQUIRE(pipe != nullptr);
-    std::array<char, 4096> buffer{};
-    while (std::fgets(buffer.data(), static_cast<int>(buffer.size()), pipe)) output += buffer.data();
-    status = ::pclose(pipe);
-    return output;
-}
+using gatehouse::test::run_command;
 
 void run_scenarios(std::size_t io_threads) {
     auto options = default_options();
