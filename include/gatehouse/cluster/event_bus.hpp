@@ -98,6 +98,18 @@ struct event_bus_stats {
     /// The node found its own liveness record expired (a stalled backend or
     /// host) and registered its declarations again.
     std::uint64_t heartbeat_lapses = 0;
+    /// Times the node found that targeted messages addressed to it may have
+    /// been lost in the backend before it read them: its queue was trimmed
+    /// past its read position (it fell more than the queue's cap behind), or
+    /// the queue vanished (expired during a long absence, deleted, or lost in
+    /// a backend restart without persistence) after the node had read from
+    /// it. One count per discovery, not per message. Always 0 for
+    /// memory_event_bus, which cannot lose a message.
+    std::uint64_t stream_gaps = 0;
+    /// Messages known to be lost in those gaps (trimmed before they were
+    /// read), when the backend can tell: a lower bound, as the content of a
+    /// vanished queue is unknown (see the implementation).
+    std::uint64_t stream_messages_lost = 0;
 };
 
 class event_bus {

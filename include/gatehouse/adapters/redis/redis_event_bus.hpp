@@ -13,7 +13,8 @@
 //   brief disconnect. Each stream is capped (XADD MAXLEN ~ stream_max_length)
 //   and expires stream_retention after its last write or heartbeat: a node
 //   away for longer than that, or with more than that many messages pending,
-//   loses the oldest.
+//   loses the oldest. Such a loss is detected and counted (stream_gaps,
+//   stream_messages_lost), never silent: see "Loss detection" below.
 // - Group traffic and to_all go over PUB/SUB: channel P g:{group} per group,
 //   P all for everyone. A node SUBSCRIBEs to a group's channel while it
 //   declares the group, so Redis itself sends group traffic only to
@@ -42,9 +43,46 @@
 //
 // Connections (three per node, all on one strand of the executor given):
 // one for commands and publishing, one subscribed to the pub/sub channels,
-// one blocked in XREAD on the node's stream. Redis requires the subscriber
-// connection to do nothing else, and a blocking XREAD must not hold up
-// publishes.
+// one reading the node's stream (blocked in XREAD, or a checked read, see
+// below). Redis requires the subscriber connection to do nothing else, and a
+// blocking XREAD must not hold up publishes.
+//
+// Loss detection (targeted traffic). The reader keeps, besides last_id_,
+// how many entries of its stream lie at or before last_id_ (read, or counted
+// lost). Redis 7.0 counts every entry ever added to a stream (XINFO STREAM
+// entries-added; trimming does not lower it, and max-deleted-entry-id moves
+// with XDEL only, not with MAXLEN trimming). When the reader has read to the
+// end of the stream, entries-added minus its own count is exactly what was
+// trimmed before it read it. These numbers and the entries after last_id_
+// come from one Lua script (XINFO STREAM + XRANGE, atomic: no write falls in
+// between), a "checked read", which replaces an XREAD (and counts a gap
+// before it delivers the entries it read) only:
+// - after every (re)connection of the reader: trimmed, expired or deleted
+//   while it was away;
+// - after a read that returned min(read_batch, stream_max_length) entries or
+//   more: a blocked XREAD is woken by one write, so a batch that large means
+//   the reader was behind (a slow handler, a busy strand), and after MAXLEN ~
+//   n a stream still holds n entries or more, so a read that jumped over
+//   trimmed entries is always that large (assuming every node of the cluster
+//   has the same stream_max_length). Checked reads go on until the reader has
+//   caught up, then it reconciles the counts;
+// - when the heartbeat's PEXPIRE of the stream answers 0 (the key is gone)
+//   after the reader had read from it: it expired while this node was away
+//   (stream_retention), was deleted, or Redis restarted without it. A reader
+//   waiting in XREAD on a vanished key notices after at most read_block.
+// So the hot path (a caught-up reader woken one entry at a time) costs
+// nothing more; a checked read costs an EVAL whose XINFO STREAM copies the
+// stream's first and last entries. A vanished stream counts one gap (its
+// unread content is unknown: stream_messages_lost is a lower bound) and
+// the reader reads the next stream under the key from its first entry; a
+// stream found replaced by another (entries-added below the reader's count)
+// counts one gap and is not reconciled until the reader catches up. Losses
+// are counted, never repaired; delivery stays at most once. The bus has no
+// logger: a host watches stats() (a stream_gaps rise means targeted messages,
+// revocations included, may have been lost: a cautious host re-checks its
+// sessions' validity). Before Redis 7.0 (no entries-added) only vanished
+// streams are detected; where EVAL is refused (an ACL) checked reads fail,
+// are counted as bad_replies, and the reader goes on unchecked.
 //
 // Failure: the bus connects by itself and reconnects after a loss (backoff
 // between reconnect_delay_min and reconnect_delay_max). While the command
@@ -61,7 +99,8 @@
 // (best effort), so other nodes see it gone at once rather than after
 // heartbeat_ttl.
 //
-// Requires Redis 6.2 or later (XADD ... MAXLEN ~, SET ... PX).
+// Requires Redis 6.2 or later (XADD ... MAXLEN ~, SET ... PX, XRANGE with an
+// exclusive start), and 7.0 or later to count trimmed messages.
 #pragma once
 
 #include <gatehouse/adapters/redis/detail/connection_options.hpp>
@@ -202,6 +241,57 @@ if live then
 end
 return 0
 )lua";
+
+// The reader's checked read: the stream's bookkeeping and the entries after
+// the reader's position, in one atomic step (no write can fall between the
+// numbers and the entries). KEYS[1] = the stream, ARGV: last id read, count
+// (0: the numbers only). Returns {0} when the stream does not exist, else
+// {1, entries-added (-1 before Redis 7.0), length, first entry id,
+// last generated id, entries}. XINFO STREAM is O(1) but copies the first and
+// last entries: this runs only on the occasions listed in the header comment.
+inline constexpr const char* bus_checked_read_script = R"lua(
+local s = KEYS[1]
+if redis.call('EXISTS', s) == 0 then return {0} end
+local info = redis.call('XINFO', 'STREAM', s)
+local added, len, first, last = -1, 0, '0-0', '0-0'
+for i = 1, #info - 1, 2 do
+  local k = info[i]
+  if k == 'entries-added' then added = info[i + 1]
+  elseif k == 'length' then len = info[i + 1]
+  elseif k == 'recorded-first-entry-id' then first = info[i + 1]
+  elseif k == 'last-generated-id' then last = info[i + 1] end
+end
+local entries = {}
+if ARGV[2] ~= '0' then entries = redis.call('XRANGE', s, '(' .. ARGV[1], '+', 'COUNT', ARGV[2]) end
+return {1, added, len, first, last, entries}
+)lua";
+
+/// A stream entry id, ms-seq, ordered as Redis orders them.
+struct stream_id {
+    std::uint64_t ms = 0, seq = 0;
+    friend bool operator<(const stream_id& a, const stream_id& b) noexcept {
+        return a.ms != b.ms ? a.ms < b.ms : a.seq < b.seq;
+    }
+};
+
+/// False for text that is not an id.
+inline bool parse_stream_id(std::string_view text, stream_id& out) noexcept {
+    auto number = [](std::string_view digits, std::uint64_t& value) {
+        if (digits.empty() || digits.size() > 20) return false;
+        std::uint64_t v = 0;
+        for (char c : digits) {
+            if (c < '0' || c > '9') return false;
+            const auto d = static_cast<std::uint64_t>(c - '0');
+            if (v > (UINT64_MAX - d) / 10) return false;
+            v = v * 10 + d;
+        }
+        value = v;
+        return true;
+    };
+    const auto dash = text.find('-');
+    if (dash == std::string_view::npos) return number(text, out.ms) && ((out.seq = 0), true);
+    return number(text.substr(0, dash), out.ms) && number(text.substr(dash + 1), out.seq);
+}
 
 // Withdraws a session while the directory still names this node.
 // KEYS[1] = the session's key, ARGV[1] = self.
@@ -769,9 +859,10 @@ private:
     /// it (restart without persistence) or pruned it (the heartbeat expired
     /// while this node was away or Redis was slow).
     void register_all() {
+        // The stream first: once the heartbeat exists, publishers may write
+        // a new stream, and a vanished one would go unnoticed.
+        commands_->command({"PEXPIRE", stream_key_, ms_arg(options_.stream_retention)}, on_stream_refreshed());
         commands_->command({"SET", hb_key_, incarnation_, "PX", ms_arg(options_.heartbeat_ttl)},
-                           [](std::error_code, redisReply*) {});
-        commands_->command({"PEXPIRE", stream_key_, ms_arg(options_.stream_retention)},
                            [](std::error_code, redisReply*) {});
         for (const auto& session : inbound_.interests().of(interest_kind::session)) claim(session, "reclaim", nullptr);
         for (const auto& account : inbound_.interests().of(interest_kind::account))
@@ -822,8 +913,7 @@ private:
                                cluster::detail::atomic_stats::bump(self->stats_.heartbeat_lapses);
                                self->register_all();
                            });
-        commands_->command({"PEXPIRE", stream_key_, ms_arg(options_.stream_retention)},
-                           [](std::error_code, redisReply*) {});
+        commands_->command({"PEXPIRE", stream_key_, ms_arg(options_.stream_retention)}, on_stream_refreshed());
     }
 
     void arm_heartbeat() {
@@ -982,9 +1072,50 @@ private:
     void on_reader_up() {
         if (reader_up_before_) cluster::detail::atomic_stats::bump(stats_.reconnects);
         reader_up_before_ = true;
+        // After a reconnection: entries past last_id_ may have been trimmed,
+        // or the stream may have expired, while the reader was away.
+        check_next_ = true;
         if (!last_id_.empty()) return read_next();
-        // First start: read what arrives from now on. (After a reconnection
-        // the reader goes on from the last entry it saw, missing nothing.)
+        // First start: read what arrives from now on, counting from the
+        // stream's present total.
+        const std::string_view args[] = {"EVAL", bus_checked_read_script, "1", stream_key_, "0-0", "0"};
+        reader_->send(
+            args, 6,
+            [weak = weak_from_this()](std::error_code ec, redisReply* reply) {
+                auto self = weak.lock();
+                if (!self || ec) return;
+                self->on_start_position(reply);
+            },
+            options_.command_timeout);
+    }
+
+    void on_start_position(const redisReply* reply) {
+        // EVAL refused (an ACL, say): start from the last entry, unchecked.
+        if (bus_error_of(reply)) {
+            cluster::detail::atomic_stats::bump(stats_.bad_replies);
+            return start_from_last_entry();
+        }
+        if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 1 ||
+            reply->element[0]->type != REDIS_REPLY_INTEGER ||
+            (reply->element[0]->integer == 1 &&
+             (reply->elements != 6 || reply->element[1]->type != REDIS_REPLY_INTEGER ||
+              reply->element[4]->type != REDIS_REPLY_STRING))) {
+            cluster::detail::atomic_stats::bump(stats_.bad_replies);
+            return reader_->reset(false);
+        }
+        if (reply->element[0]->integer == 1) {
+            last_id_ = std::string(bus_text_of(reply->element[4]));
+            stream_read_ = reply->element[1]->integer > 0 ? static_cast<std::uint64_t>(reply->element[1]->integer) : 0;
+        } else {
+            last_id_ = "0-0";
+            stream_read_ = 0;
+        }
+        check_next_ = false;
+        check_ready();
+        read_next();
+    }
+
+    void start_from_last_entry() {
         reader_->command({"XREVRANGE", stream_key_, "+", "-", "COUNT", "1"},
                          [weak = weak_from_this()](std::error_code ec, redisReply* reply) {
                              auto self = weak.lock();
@@ -999,6 +1130,7 @@ private:
                                  reply->element[0]->element[0]->type == REDIS_REPLY_STRING)
                                  last = std::string(bus_text_of(reply->element[0]->element[0]));
                              self->last_id_ = std::move(last);
+                             self->check_next_ = false;
                              self->check_ready();
                              self->read_next();
                          });
@@ -1014,6 +1146,7 @@ private:
 
     void read_next() {
         if (closed_) return;
+        if (check_next_) return read_checked();
         const auto block = std::to_string(options_.read_block.count());
         const auto count = std::to_string(options_.read_batch);
         const std::string_view args[] = {"XREAD", "COUNT", count, "BLOCK", block, "STREAMS", stream_key_, last_id_};
@@ -1027,9 +1160,15 @@ private:
             options_.read_block + options_.command_timeout);
     }
 
+    /// Entries a read may return when the reader was behind far enough to
+    /// have been trimmed past: after MAXLEN ~ n, a stream holds n entries or
+    /// more, all of them after the reader's position if it was passed.
+    std::size_t behind_threshold() const noexcept { return std::min(options_.read_batch, options_.stream_max_length); }
+
     void on_entries(redisReply* reply) {
         // nil: the BLOCK time passed without entries.
         if (reply->type == REDIS_REPLY_ARRAY) {
+            std::size_t taken = 0;
             for (std::size_t s = 0; s < reply->elements; ++s) {
                 const auto* stream = reply->element[s];
                 if (stream->type != REDIS_REPLY_ARRAY || stream->elements != 2 ||
@@ -1039,7 +1178,12 @@ private:
                 }
                 const auto* entries = stream->element[1];
                 for (std::size_t i = 0; i < entries->elements; ++i) on_entry(entries->element[i]);
+                taken += entries->elements;
             }
+            // A blocked XREAD is woken by one write (one entry): a batch this
+            // large means the reader was behind, and may have been trimmed
+            // past. The next read is a checked one.
+            if (taken >= behind_threshold()) check_next_ = true;
         } else if (reply->type != REDIS_REPLY_NIL) {
             cluster::detail::atomic_stats::bump(stats_.bad_replies);
             if (bus_error_of(reply)) return reader_->reset(false);
@@ -1047,7 +1191,97 @@ private:
         read_next();
     }
 
+    void read_checked() {
+        // Cleared now, not on the reply: a reason to check found while this
+        // one is under way calls for another.
+        check_next_ = false;
+        const auto count = std::to_string(options_.read_batch);
+        const std::string_view args[] = {"EVAL", bus_checked_read_script, "1", stream_key_, last_id_, count};
+        reader_->send(
+            args, 6,
+            [weak = weak_from_this()](std::error_code ec, redisReply* reply) {
+                auto self = weak.lock();
+                if (!self || ec) return;  // the link reconnects and checks again
+                self->on_checked(reply);
+            },
+            options_.command_timeout);
+    }
+
+    /// The reader's accounting: stream_read_ is how many entries of the
+    /// stream's present incarnation lie at or before last_id_ (read, or
+    /// already counted lost). Redis counts every entry ever added
+    /// (entries-added); once the reader has read to the end, the difference
+    /// is what was trimmed before it could read it.
+    void on_checked(const redisReply* reply) {
+        const bool shape_ok =
+            !bus_error_of(reply) && reply->type == REDIS_REPLY_ARRAY && reply->elements >= 1 &&
+            reply->element[0]->type == REDIS_REPLY_INTEGER &&
+            (reply->element[0]->integer == 0 ||
+             (reply->elements == 6 && reply->element[1]->type == REDIS_REPLY_INTEGER &&
+              reply->element[2]->type == REDIS_REPLY_INTEGER && reply->element[3]->type == REDIS_REPLY_STRING &&
+              reply->element[5]->type == REDIS_REPLY_ARRAY));
+        if (!shape_ok) {
+            // (EVAL refused by an ACL, say.) Reading goes on, unchecked:
+            // losses are not counted, but nothing else stops.
+            cluster::detail::atomic_stats::bump(stats_.bad_replies);
+            return read_next();
+        }
+        if (reply->element[0]->integer == 0) {
+            // Gone after the reader had read from it: expired (the node was
+            // away for longer than stream_retention), deleted, or lost with a
+            // Redis restart. Whether it still held unread entries is unknown.
+            if (stream_read_ > 0) {
+                cluster::detail::atomic_stats::bump(stats_.stream_gaps);
+                // A stream made anew numbers its entries afresh: read it
+                // from its first entry.
+                last_id_ = "0-0";
+                stream_read_ = 0;
+                resync_ = false;
+            }
+            return read_next();
+        }
+        const long long added = reply->element[1]->integer;
+        const auto length = static_cast<std::uint64_t>(std::max<long long>(0, reply->element[2]->integer));
+        const auto* entries = reply->element[5];
+        if (added >= 0 && !resync_) {
+            // Every entry at or before last_id_ that is not in the stream any
+            // more was trimmed: at least stream_read_ of them when last_id_
+            // itself is gone. Fewer means another stream under the same key
+            // (it vanished and was written again since this node last looked).
+            const auto total = static_cast<std::uint64_t>(added);
+            stream_id first{}, last_read{};
+            const bool passed = length == 0 || (parse_stream_id(bus_text_of(reply->element[3]), first) &&
+                                                parse_stream_id(last_id_, last_read) && last_read < first);
+            if (total < stream_read_ || (passed && total < length + stream_read_)) {
+                cluster::detail::atomic_stats::bump(stats_.stream_gaps);
+                resync_ = true;  // its entries trimmed before now are not counted
+            }
+        }
+        // Counted before the entries are delivered: a handler that sees a
+        // message after a gap finds the gap counted already.
+        const bool caught_up = entries->elements < options_.read_batch;
+        if (caught_up && added >= 0 && !resync_) {
+            // With these, everything the stream ever held is at or before
+            // last_id_.
+            const auto total = static_cast<std::uint64_t>(added);
+            const auto accounted = stream_read_ + entries->elements;
+            if (total > accounted) {
+                cluster::detail::atomic_stats::bump(stats_.stream_gaps);
+                cluster::detail::atomic_stats::bump(stats_.stream_messages_lost, total - accounted);
+            }
+        }
+        for (std::size_t i = 0; i < entries->elements; ++i) on_entry(entries->element[i]);
+        if (!caught_up) {
+            check_next_ = true;  // still behind: read on, checked
+        } else if (added >= 0) {
+            stream_read_ = static_cast<std::uint64_t>(added);
+            resync_ = false;
+        }
+        read_next();
+    }
+
     void on_entry(const redisReply* entry) {
+        ++stream_read_;
         if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2 || entry->element[0]->type != REDIS_REPLY_STRING ||
             entry->element[1]->type != REDIS_REPLY_ARRAY) {
             cluster::detail::atomic_stats::bump(stats_.bad_replies);
@@ -1067,6 +1301,17 @@ private:
         cluster::detail::atomic_stats::bump(stats_.malformed);
     }
 
+    /// The reply to the PEXPIRE that keeps the stream alive: 0 means it is
+    /// gone. While the reader waits in XREAD on a key that vanished it would
+    /// wait unaware: its next read is a checked one.
+    bus_link::reply_handler on_stream_refreshed() {
+        return [weak = weak_from_this()](std::error_code ec, redisReply* reply) {
+            auto self = weak.lock();
+            if (!self || ec || reply->type != REDIS_REPLY_INTEGER || reply->integer != 0) return;
+            if (self->stream_read_ > 0) self->check_next_ = true;
+        };
+    }
+
     strand_type strand_;
     redis_event_bus_options options_;
     std::shared_ptr<cluster::detail::atomic_stats> stats_ptr_ = std::make_shared<cluster::detail::atomic_stats>();
@@ -1080,6 +1325,13 @@ private:
     std::string hb_key_, stream_key_, all_channel_, group_prefix_;
     std::string route_sha_, claim_sha_, release_sha_;
     std::string last_id_;
+    /// Entries of the stream at or before last_id_ (see on_checked).
+    std::uint64_t stream_read_ = 0;
+    /// The next read is a checked one (EVAL bus_checked_read_script).
+    bool check_next_ = false;
+    /// The stream was found replaced: stream_read_ is unknown until the
+    /// reader next reaches its end.
+    bool resync_ = false;
     std::set<std::string, std::less<>> confirmed_channels_;
     std::map<std::string, std::vector<waiter>, std::less<>> subscribing_, unsubscribing_, deferred_subscribing_;
     std::vector<event_bus::done_completion> waiting_ready_;

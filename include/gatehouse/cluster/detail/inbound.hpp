@@ -32,8 +32,12 @@ struct atomic_stats {
     std::atomic<std::uint64_t> reconnects{0};
     std::atomic<std::uint64_t> bad_replies{0};
     std::atomic<std::uint64_t> heartbeat_lapses{0};
+    std::atomic<std::uint64_t> stream_gaps{0};
+    std::atomic<std::uint64_t> stream_messages_lost{0};
 
-    static void bump(std::atomic<std::uint64_t>& c) noexcept { c.fetch_add(1, std::memory_order_relaxed); }
+    static void bump(std::atomic<std::uint64_t>& c, std::uint64_t by = 1) noexcept {
+        c.fetch_add(by, std::memory_order_relaxed);
+    }
 
     event_bus_stats snapshot() const noexcept {
         event_bus_stats s;
@@ -49,6 +53,8 @@ struct atomic_stats {
         s.reconnects = reconnects.load(std::memory_order_relaxed);
         s.bad_replies = bad_replies.load(std::memory_order_relaxed);
         s.heartbeat_lapses = heartbeat_lapses.load(std::memory_order_relaxed);
+        s.stream_gaps = stream_gaps.load(std::memory_order_relaxed);
+        s.stream_messages_lost = stream_messages_lost.load(std::memory_order_relaxed);
         return s;
     }
 };
