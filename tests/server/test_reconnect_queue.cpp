@@ -3,7 +3,7 @@
 // to it meanwhile are queued (bounded by bytes, count, age and a node-wide
 // budget) and delivered in push order right after the manifest of the
 // reconnection. On the in-memory transport.
-#include "harness.hpp"
+#include "reconnect_helpers.hpp"
 
 #include <algorithm>
 
@@ -16,40 +16,6 @@ s::gateway_options parking_options() {
     auto o = default_options();
     o.reconnect_queue_max_bytes = 256 * 1024;
     return o;
-}
-
-std::vector<std::string> event_names(const s::memory_client& c) {
-    std::vector<std::string> names;
-    for (const auto& e : harness::events(c)) names.push_back(e.value("eventName", ""));
-    return names;
-}
-
-/// Every event frame (manifests included) in arrival order, by name.
-std::vector<std::string> all_event_names(const s::memory_client& c) {
-    std::vector<std::string> names;
-    for (const auto& m : decode_all(c.frames())) {
-        if (m.frame.is_response()) continue;
-        const auto j = m.json();
-        if (j.is_object()) names.push_back(j.value("eventName", ""));
-    }
-    return names;
-}
-
-std::string reconnection_token_of(const s::memory_client& c) {
-    for (const auto& e : harness::events(c))
-        if (e.value("eventName", "") == "connect.disconnect-notification") return e.value("reconnectionToken", "");
-    return {};
-}
-
-std::shared_ptr<s::memory_client> reconnect_with(harness& h, const std::string& reconnection_token) {
-    auto c = h.upgrade_with("Reconnect " + reconnection_token);
-    REQUIRE(c->status() == 101);
-    h.run_until([&] { return harness::manifest_of(*c).has_value() || c->closed(); });
-    return c;
-}
-
-void wait_parked(harness& h, std::size_t n) {
-    h.run_until([&] { return h.gw.stats().parked_sessions == n && h.gw.stats().connections == 0; });
 }
 
 }  // namespace

@@ -11,7 +11,7 @@ using namespace gatehouse::session;
 
 TEST_CASE("session_errc: category, distinct messages") {
     std::set<std::string> messages;
-    const int last = static_cast<int>(session_errc::store_closed);
+    const int last = static_cast<int>(session_errc::invalid_queue_limits);
     for (int i = 1; i <= last; ++i) {
         const std::error_code ec = static_cast<session_errc>(i);
         CHECK(std::string(ec.category().name()) == "gatehouse.session");

@@ -457,6 +457,26 @@ public:
     std::atomic<std::uint64_t> cluster_publish_failed{0};
     std::atomic<std::uint64_t> cluster_received{0};
     std::atomic<std::uint64_t> cluster_sessions_taken{0};
+    std::atomic<std::uint64_t> events_stored{0};
+    std::atomic<std::uint64_t> event_store_failures{0};
+
+    // --- event queue store (options.event_queue_store) ---
+    /// Null: parked sessions' events are queued in `parked` (this node's memory).
+    session::event_queue_store* const queue_store = options.event_queue_store.get();
+    /// The node named as holder in the store: the bus's id when there is a bus.
+    const std::string queue_node = options.event_bus ? std::string(options.event_bus->node_id()) : options.node_id;
+    const session::event_queue_limits queue_limits{options.reconnect_queue_max_events,
+                                                   options.reconnect_queue_max_bytes, options.reconnect_queue_max_age,
+                                                   options.reconnect_window};
+    /// Parks `session_id` in the store with the events its connection could not send.
+    void store_park(const std::string& session_id, std::vector<std::string> events);
+    /// Appends an event for a parked session (this node's, or one no live
+    /// node holds); refused ones go to the holder over the bus.
+    void store_append(const std::string& session_id, std::shared_ptr<const std::string> frame);
+    /// An event the store refused because `holder` has the session: over the bus to it.
+    void forward_to_holder(const std::string& session_id, const std::string& frame);
+    /// Takes the queued events of a session just attached to `connection`.
+    void store_take(const std::shared_ptr<connection_state>& connection);
 
     // --- cluster (options.event_bus) ---
     /// Null without a cluster: then every bus_* call does nothing.
@@ -577,6 +597,8 @@ public:
     bool parkable(std::uint16_t peer_code) const noexcept;
     /// Events held back (connection executor; the connection is closed).
     event_queue take_held() noexcept { return std::move(held_); }
+    /// The event queue store answered the take of this session's queue.
+    void queue_taken(std::error_code ec, session::taken_events taken);
 
     // --- server-to-client requests (§12.3) ---
     void start_client_call(std::shared_ptr<client_call> call, const client_call_options& options, std::string payload);
@@ -630,7 +652,9 @@ private:
     }
 
     void attach();
-    void attached(session::session_record record);
+    /// `existed`: the session was stored before this connection (a
+    /// reconnection, or a credential naming an existing session).
+    void attached(session::session_record record, bool existed);
     void attach_failed(std::error_code error);
     void send_manifest(std::string_view reason);
     void reply_error(const protocol::frame_view& frame, protocol::response_code code);
@@ -690,6 +714,8 @@ private:
     /// Events waiting for the manifest, or for the next connection.
     event_queue held_;
     bool manifest_sent_ = false;
+    /// Events wait in held_ until the store's queue of this session arrived.
+    bool awaiting_queue_ = false;
     /// The close code this side sent (0: none; the peer closed or vanished).
     std::uint16_t server_close_code_ = 0;
     /// Created with the first server-to-client call (most sessions get none).
@@ -1067,6 +1093,99 @@ inline void gateway_core::bus_publish(cluster::message_kind kind, std::string_vi
     });
 }
 
+inline void gateway_core::store_park(const std::string& session_id, std::vector<std::string> events) {
+    // Kept for the refusal case only (another node took the session meanwhile).
+    auto offered = std::make_shared<std::vector<std::string>>(events);
+    std::weak_ptr<gateway_core> weak = weak_from_this();
+    queue_store->park(session_id, queue_node, std::move(events), queue_limits,
+                      [weak, session_id, offered](std::error_code ec, session::queue_status status) {
+                          auto core = weak.lock();
+                          if (!core) return;
+                          if (ec) {
+                              core->event_store_failures.fetch_add(1, std::memory_order_relaxed);
+                              core->queued_events_dropped.fetch_add(offered->size(), std::memory_order_relaxed);
+                              core->log(log_level::warning,
+                                        "event queue store: could not park a session: " + ec.message());
+                              return;
+                          }
+                          if (!status.queued) {
+                              for (const auto& frame : *offered) core->forward_to_holder(session_id, frame);
+                              return;
+                          }
+                          core->events_stored.fetch_add(offered->size(), std::memory_order_relaxed);
+                          core->queued_events_dropped.fetch_add(status.evicted, std::memory_order_relaxed);
+                      });
+}
+
+inline void gateway_core::store_append(const std::string& session_id, std::shared_ptr<const std::string> frame) {
+    std::weak_ptr<gateway_core> weak = weak_from_this();
+    const std::string_view bytes(*frame);
+    queue_store->append(session_id, bytes, queue_limits,
+                        [weak, session_id, frame = std::move(frame)](std::error_code ec, session::queue_status status) {
+                            auto core = weak.lock();
+                            if (!core) return;
+                            if (ec) {
+                                // not_found: no node parked it (or its window passed).
+                                if (ec != session::session_errc::not_found) {
+                                    core->event_store_failures.fetch_add(1, std::memory_order_relaxed);
+                                    core->log(log_level::warning,
+                                              "event queue store: could not queue an event: " + ec.message());
+                                }
+                                core->queued_events_dropped.fetch_add(1, std::memory_order_relaxed);
+                                return;
+                            }
+                            if (!status.queued) return core->forward_to_holder(session_id, *frame);
+                            core->events_stored.fetch_add(1, std::memory_order_relaxed);
+                            core->queued_events_dropped.fetch_add(status.evicted, std::memory_order_relaxed);
+                        });
+}
+
+inline void gateway_core::store_take(const std::shared_ptr<connection_state>& connection) {
+    std::weak_ptr<connection_state> weak = connection;
+    std::weak_ptr<gateway_core> weak_core = weak_from_this();
+    queue_store->take(
+        connection->session_id, queue_node, queue_limits,
+        [weak, weak_core, session_id = connection->session_id](std::error_code ec, session::taken_events taken) {
+            if (auto self = weak.lock()) {
+                connection_state::post(self, [ec, taken = std::move(taken)](connection_state& c) mutable {
+                    c.queue_taken(ec, std::move(taken));
+                });
+                return;
+            }
+            // The connection is gone already: its events go where its session went.
+            auto core = weak_core.lock();
+            if (!core) return;
+            if (ec) {
+                core->event_store_failures.fetch_add(1, std::memory_order_relaxed);
+                return;
+            }
+            core->queued_events_dropped.fetch_add(taken.dropped, std::memory_order_relaxed);
+            const auto now = steady::now();
+            for (auto& bytes : taken.events)
+                core->reroute_event(session_id, nullptr,
+                                    queued_event{0, now, std::make_shared<const std::string>(std::move(bytes)), true});
+        });
+}
+
+inline void gateway_core::forward_to_holder(const std::string& session_id, const std::string& frame) {
+    // The holder issued its declaration of the session on the bus before
+    // its take, so the directory names it by now, unless the bus is slower
+    // than the store: then nobody receives it and it is counted as dropped.
+    // Without a bus nobody else can hold it.
+    if (!bus) {
+        queued_events_dropped.fetch_add(1, std::memory_order_relaxed);
+        return;
+    }
+    cluster_published.fetch_add(1, std::memory_order_relaxed);
+    std::weak_ptr<gateway_core> weak = weak_from_this();
+    bus->publish(cluster::message_kind::to_session, session_id, frame, [weak](std::error_code ec, std::size_t nodes) {
+        auto core = weak.lock();
+        if (!core) return;
+        if (ec) core->cluster_publish_failed.fetch_add(1, std::memory_order_relaxed);
+        if (ec || nodes == 0) core->queued_events_dropped.fetch_add(1, std::memory_order_relaxed);
+    });
+}
+
 inline void gateway_core::on_bus_message(const cluster::bus_message& m) {
     using cluster::message_kind;
     cluster_received.fetch_add(1, std::memory_order_relaxed);
@@ -1130,6 +1249,20 @@ inline void gateway_core::unregister(connection_state& connection, bool park, ev
                 entry.session_key = connection.attached_info->identity.session_key;
                 entry.until = now + options.reconnect_window;
                 entry.timers = connection.transport;
+                if (queue_store) {
+                    // Under the registry lock, so that the appends queued
+                    // for it from now on reach the store after the park.
+                    std::vector<std::string> events;
+                    events.reserve(held.size());
+                    while (!held.empty()) {
+                        auto event = held.pop_front();
+                        if (now - event.pushed_at > options.reconnect_queue_max_age)
+                            queued_events_dropped.fetch_add(1, std::memory_order_relaxed);
+                        else
+                            events.emplace_back(*event.frame);
+                    }
+                    store_park(entry.session_id, std::move(events));
+                }
                 while (!held.empty()) {
                     auto event = held.pop_front();
                     event.replayed = true;
@@ -1172,6 +1305,10 @@ inline void gateway_core::prune_parked_locked(parked_session& entry, steady::tim
 }
 
 inline void gateway_core::queue_parked_locked(parked_session& entry, queued_event event, steady::time_point now) {
+    if (queue_store) {
+        store_append(entry.session_id, std::move(event.frame));
+        return;
+    }
     prune_parked_locked(entry, now);
     const auto size = event.frame->size();
     const auto drop = [&](std::size_t n) {
@@ -1351,6 +1488,8 @@ std::size_t gateway_core::kick(Predicate matches, std::string_view close_reason,
                     while (!queue.empty()) handed_over->push_back(queue.pop_front().frame);
                 } else {
                     queued_events_dropped.fetch_add(current->second.queue.size(), std::memory_order_relaxed);
+                    // Revoked: what the store holds for it will never be taken.
+                    if (queue_store) queue_store->discard(current->first, [](std::error_code) {});
                 }
                 forget_parked_locked(current);
             }
@@ -1463,21 +1602,24 @@ inline void connection_state::attach() {
     std::weak_ptr<connection_state> weak = weak_from_this();
     // Store completions may run inline or on any thread: come back to the
     // connection's executor before touching its state.
-    auto finish = [weak](std::error_code ec, session::session_record record) {
-        auto self = weak.lock();
-        if (!self) return;
-        connection_state::post(self, [ec, record = std::move(record)](connection_state& c) mutable {
-            if (ec)
-                c.attach_failed(ec);
-            else
-                c.attached(std::move(record));
-        });
+    auto finish_as = [weak](bool existed) {
+        return [weak, existed](std::error_code ec, session::session_record record) {
+            auto self = weak.lock();
+            if (!self) return;
+            connection_state::post(self, [ec, existed, record = std::move(record)](connection_state& c) mutable {
+                if (ec)
+                    c.attach_failed(ec);
+                else
+                    c.attached(std::move(record), existed);
+            });
+        };
     };
+    auto finish = finish_as(false);
 
     if (reconnecting_) {
         auto token = std::move(upgrade->reconnect_token);
         upgrade->reconnect_token.clear();
-        store.consume_reconnect_token(token, std::move(finish));
+        store.consume_reconnect_token(token, finish_as(true));
         return;
     }
 
@@ -1497,8 +1639,8 @@ inline void connection_state::attach() {
     // reconnect with the same token), else create it under that id.
     auto store_ptr = core_->store;
     const std::string id = record.session_id;
-    store.load(id, [store_ptr, record = std::move(record), finish](std::error_code ec,
-                                                                   session::session_record existing) mutable {
+    store.load(id, [store_ptr, record = std::move(record), finish, finish_existing = finish_as(true)](
+                       std::error_code ec, session::session_record existing) mutable {
         if (ec == session::session_errc::not_found) {
             // Losing a creation race (already_exists) fails the attach: the
             // client reconnects and then finds, and checks, the winner's record.
@@ -1517,7 +1659,7 @@ inline void connection_state::attach() {
         existing.permissions = std::move(record.permissions);
         existing.token_expires_at = record.token_expires_at;
         existing.node_id = std::move(record.node_id);
-        store_ptr->update(std::move(existing), finish);
+        store_ptr->update(std::move(existing), std::move(finish_existing));
     });
 }
 
@@ -1538,7 +1680,7 @@ inline void connection_state::attach_failed(std::error_code error) {
     }
 }
 
-inline void connection_state::attached(session::session_record record) {
+inline void connection_state::attached(session::session_record record, bool existed) {
     if (closing_ || phase_ != phase::attaching || !upgrade) return;
     auto& identity = upgrade->identity;
     if (reconnecting_) {
@@ -1577,6 +1719,12 @@ inline void connection_state::attached(session::session_record record) {
     // Replayed after the manifest, merged in push order with anything pushed
     // since registration.
     while (!queued.empty()) held_.insert(queued.pop_front());
+    // A session that may have been parked (here or on another node): its
+    // queue is in the store. Anything pushed meanwhile waits behind it.
+    if (core_->queue_store && (existed || resumed)) {
+        awaiting_queue_ = true;
+        core_->store_take(shared_from_this());
+    }
     if (core_->options.peer_routing) {
         peer_guid_ = random_peer_guid();
         has_peer_ = true;
@@ -1620,7 +1768,7 @@ inline void connection_state::send_manifest(std::string_view reason) {
     send_frame(routing::event_frame(json));
     if (!manifest_sent_) {
         manifest_sent_ = true;
-        flush_held();
+        if (!awaiting_queue_) flush_held();
     }
 }
 
@@ -1642,7 +1790,7 @@ inline void connection_state::deliver_event(queued_event event) {
         core_->reroute_event(session_id, this, std::move(event));
         return;
     }
-    if (closing_ || !manifest_sent_) {
+    if (closing_ || !manifest_sent_ || awaiting_queue_) {
         // Bounded like the send queue it stands in for.
         if (held_.bytes() + event.frame->size() > core_->options.max_send_queue_bytes) {
             core_->queued_events_dropped.fetch_add(1, std::memory_order_relaxed);
@@ -1652,6 +1800,29 @@ inline void connection_state::deliver_event(queued_event event) {
         return;
     }
     send_frame(protocol::bytes_view(*event.frame));
+}
+
+inline void connection_state::queue_taken(std::error_code ec, session::taken_events taken) {
+    if (!awaiting_queue_) return;
+    awaiting_queue_ = false;
+    core_->queued_events_dropped.fetch_add(taken.dropped, std::memory_order_relaxed);
+    if (ec) {
+        // The events stay in the store until its retention passes; the
+        // session goes on without them.
+        core_->event_store_failures.fetch_add(1, std::memory_order_relaxed);
+        core_->log(log_level::warning, "event queue store: could not take a resumed session's events: " + ec.message());
+    }
+    // Before anything pushed since the attach: sequence 0 sorts first, and
+    // equal sequences keep their order.
+    const auto now = steady::now();
+    for (auto& bytes : taken.events)
+        held_.insert(queued_event{0, now, std::make_shared<const std::string>(std::move(bytes)), true});
+    if (phase_ == phase::closed) {
+        // Closed while the store answered: the events go where the session went.
+        while (!held_.empty()) core_->reroute_event(session_id, this, held_.pop_front());
+        return;
+    }
+    if (manifest_sent_ && !closing_) flush_held();
 }
 
 inline bool connection_state::parkable(std::uint16_t peer_code) const noexcept {
@@ -2337,6 +2508,8 @@ inline gateway_stats gateway_core::snapshot() const {
     s.cluster_publish_failed = cluster_publish_failed.load(std::memory_order_relaxed);
     s.cluster_received = cluster_received.load(std::memory_order_relaxed);
     s.cluster_sessions_taken = cluster_sessions_taken.load(std::memory_order_relaxed);
+    s.events_stored = events_stored.load(std::memory_order_relaxed);
+    s.event_store_failures = event_store_failures.load(std::memory_order_relaxed);
     return s;
 }
 
@@ -2372,6 +2545,10 @@ inline bool gateway_core::render_metrics(std::string& out) const {
         {"cluster_received_total", "counter", "Messages from other nodes handled here.", s.cluster_received},
         {"cluster_sessions_taken_total", "counter", "Sessions taken over by a connection on another node.",
          s.cluster_sessions_taken},
+        {"events_stored_total", "counter", "Events for parked sessions handed to the event queue store.",
+         s.events_stored},
+        {"event_store_failures_total", "counter", "Event queue store operations that failed.",
+         s.event_store_failures},
     };
     return metrics->render_exposition(out, values, sizeof values / sizeof values[0]);
 }
@@ -2685,7 +2862,22 @@ GATEHOUSE_DECL std::error_code gateway::push_to_session(std::string_view session
     if (core_->push_local_session(sid, frame)) return {};
     // Not held here: the node that holds it, if any, gets it.
     if (!core_->bus) return server_errc::session_not_found;
-    core_->bus_publish(cluster::message_kind::to_session, sid, *frame);
+    if (!core_->queue_store) {
+        core_->bus_publish(cluster::message_kind::to_session, sid, *frame);
+        return {};
+    }
+    // No live node holds it: it may be parked by a node that died. Its queue
+    // in the store takes the event (refused, or not_found, when it is not).
+    core_->cluster_published.fetch_add(1, std::memory_order_relaxed);
+    std::weak_ptr<detail::gateway_core> weak = core_;
+    const std::string_view bytes(*frame);
+    core_->bus->publish(cluster::message_kind::to_session, sid, bytes,
+                        [weak, sid, frame = std::move(frame)](std::error_code ec, std::size_t nodes) mutable {
+                            auto core = weak.lock();
+                            if (!core) return;
+                            if (ec) core->cluster_publish_failed.fetch_add(1, std::memory_order_relaxed);
+                            if (!ec && nodes == 0) core->store_append(sid, std::move(frame));
+                        });
     return {};
 }
 

@@ -161,6 +161,15 @@ struct gateway_stats {
     std::uint64_t cluster_received = 0;        ///< messages from other nodes handled here
     /// Sessions of this node taken over by a connection on another node.
     std::uint64_t cluster_sessions_taken = 0;
+
+    // Event queue store (gateway_options::event_queue_store); all zero without one.
+    /// Events for parked sessions the store accepted (queued_events counts
+    /// only those held in this node's memory).
+    std::uint64_t events_stored = 0;
+    /// Store operations that failed (park, append, take); their events are
+    /// counted in queued_events_dropped, except a failed take's, which stay
+    /// in the store until its retention passes.
+    std::uint64_t event_store_failures = 0;
 };
 
 /// The client's answer to gateway::call_client.

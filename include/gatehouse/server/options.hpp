@@ -4,6 +4,7 @@
 #pragma once
 
 #include <gatehouse/cluster/event_bus.hpp>
+#include <gatehouse/session/event_queue_store.hpp>
 #include <gatehouse/routing/salted_guid.hpp>
 #include <gatehouse/server/metrics.hpp>
 
@@ -106,8 +107,8 @@ struct gateway_options {
     /// groups and account, and events pushed to it are queued. A reconnection
     /// within the window (`Authorization: Reconnect <token>`, or a credential
     /// naming the same session) gets them, in push order, right after its
-    /// manifest. The queue lives in this node's memory only: a client that
-    /// reconnects to another node gets its session back but not the events.
+    /// manifest. The queue lives in this node's memory, or in
+    /// event_queue_store when one is given (see below).
     ///
     /// Bytes of queued event frames per session; an event that does not fit
     /// evicts the oldest ones. 0 disables parking (and queueing) entirely.
@@ -191,6 +192,19 @@ struct gateway_options {
     /// (close it after destroying the gateway to leave the cluster). Null: a
     /// single node.
     std::shared_ptr<cluster::event_bus> event_bus;
+    /// Where the events of parked sessions are queued
+    /// (session/event_queue_store.hpp), bounded by the reconnect_queue_*
+    /// options above (reconnect_queue_total_bytes aside: the store's own
+    /// memory) and kept for reconnect_window. Share one between the nodes
+    /// (the Redis store is one: pass the same redis_session_store as
+    /// session_store and here): a client that comes back to any node gets
+    /// its events, even when the node that parked it died, and an event
+    /// pushed while no live node holds the session is queued by its pusher.
+    /// The reconnected connection gets its manifest at once and the queued
+    /// events right after it once the store answered, before anything pushed
+    /// later. Null: this node's memory; with an event_bus, the queue follows
+    /// a session taken by another node while this node lives.
+    std::shared_ptr<session::event_queue_store> event_queue_store;
     /// Plain HTTP GET (or HEAD) on the listening port (built-in transport):
     /// the Prometheus text exposition of `metrics` (format 0.0.4, the
     /// sink's families followed by the reconnection-queue, session and

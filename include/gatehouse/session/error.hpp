@@ -27,6 +27,9 @@ enum class session_errc {
     corrupt_record,       ///< a stored value could not be decoded as a session record
     backend_error,        ///< the backend answered with an error (e.g. Redis WRONGTYPE, OOM)
     store_closed,         ///< the store was shut down before the operation completed
+    event_too_large,      ///< event_queue_store: one event exceeds the queue's byte limit
+    invalid_node_id,      ///< event_queue_store: the node id is empty or longer than 64 bytes
+    invalid_queue_limits, ///< event_queue_store: a limit is zero or a duration not positive
 };
 
 class session_category_impl final : public std::error_category {
@@ -53,6 +56,9 @@ public:
         case session_errc::corrupt_record: return "stored session record cannot be decoded";
         case session_errc::backend_error: return "session backend answered with an error";
         case session_errc::store_closed: return "session store was shut down";
+        case session_errc::event_too_large: return "event exceeds the queue's byte limit";
+        case session_errc::invalid_node_id: return "node id is empty or longer than 64 bytes";
+        case session_errc::invalid_queue_limits: return "event queue limits must be positive";
         }
         return "unknown gatehouse.session error";
     }
