@@ -473,6 +473,12 @@ public:
     /// Appends an event for a parked session (this node's, or one no live
     /// node holds); refused ones go to the holder over the bus.
     void store_append(const std::string& session_id, std::shared_ptr<const std::string> frame);
+    /// An event for a session no live node declared on the bus: into its
+    /// queue in the store, which is opened when the session is live in the
+    /// session store but was held by a node that died (or never parked).
+    void push_unrouted(const std::string& session_id, std::shared_ptr<const std::string> frame);
+    /// Parks `session_id` with one event on behalf of `node` (a dead holder, or this node).
+    void park_for(const std::string& session_id, const std::string& node, std::shared_ptr<const std::string> frame);
     /// An event the store refused because `holder` has the session: over the bus to it.
     void forward_to_holder(const std::string& session_id, const std::string& frame);
     /// Takes the queued events of a session just attached to `connection`.
@@ -1165,6 +1171,70 @@ inline void gateway_core::store_take(const std::shared_ptr<connection_state>& co
                 core->reroute_event(session_id, nullptr,
                                     queued_event{0, now, std::make_shared<const std::string>(std::move(bytes)), true});
         });
+}
+
+inline void gateway_core::push_unrouted(const std::string& session_id, std::shared_ptr<const std::string> frame) {
+    std::weak_ptr<gateway_core> weak = weak_from_this();
+    const std::string_view bytes(*frame);
+    queue_store->append(session_id, bytes, queue_limits,
+                        [weak, session_id, frame](std::error_code ec, session::queue_status status) mutable {
+        auto core = weak.lock();
+        if (!core) return;
+        if (!ec && status.queued) {
+            core->events_stored.fetch_add(1, std::memory_order_relaxed);
+            core->queued_events_dropped.fetch_add(status.evicted, std::memory_order_relaxed);
+            return;
+        }
+        if (!ec) {
+            // Held by a node the bus did not reach. Dead: its connection is
+            // gone without a park, so park the session on its behalf. Alive:
+            // the session ended there (or moves): nobody to deliver to.
+            core->bus->node_alive(status.holder, [weak, session_id, frame, holder = std::move(status.holder)](
+                                                     std::error_code alive_ec, bool alive) mutable {
+                auto core = weak.lock();
+                if (!core) return;
+                if (alive_ec || alive) {
+                    core->queued_events_dropped.fetch_add(1, std::memory_order_relaxed);
+                    return;
+                }
+                core->park_for(session_id, holder, std::move(frame));
+            });
+            return;
+        }
+        if (ec != session::session_errc::not_found) {
+            core->event_store_failures.fetch_add(1, std::memory_order_relaxed);
+            core->queued_events_dropped.fetch_add(1, std::memory_order_relaxed);
+            return;
+        }
+        // No queue: a session whose node died before parking it (or never
+        // had to), or no session at all. The session store knows which.
+        core->store->load(session_id, [weak, session_id, frame](std::error_code load_ec,
+                                                                 session::session_record) mutable {
+            auto core = weak.lock();
+            if (!core || load_ec) return;  // not a live session: nothing to queue for
+            core->park_for(session_id, core->queue_node, std::move(frame));
+        });
+    });
+}
+
+inline void gateway_core::park_for(const std::string& session_id, const std::string& node,
+                                   std::shared_ptr<const std::string> frame) {
+    std::weak_ptr<gateway_core> weak = weak_from_this();
+    std::vector<std::string> events{*frame};
+    queue_store->park(session_id, node, std::move(events), queue_limits,
+                      [weak, session_id, frame](std::error_code ec, session::queue_status status) {
+                          auto core = weak.lock();
+                          if (!core) return;
+                          if (ec) {
+                              core->event_store_failures.fetch_add(1, std::memory_order_relaxed);
+                              core->queued_events_dropped.fetch_add(1, std::memory_order_relaxed);
+                          } else if (!status.queued) {
+                              core->forward_to_holder(session_id, *frame);
+                          } else {
+                              core->events_stored.fetch_add(1, std::memory_order_relaxed);
+                              core->queued_events_dropped.fetch_add(status.evicted, std::memory_order_relaxed);
+                          }
+                      });
 }
 
 inline void gateway_core::forward_to_holder(const std::string& session_id, const std::string& frame) {
@@ -2876,7 +2946,7 @@ GATEHOUSE_DECL std::error_code gateway::push_to_session(std::string_view session
                             auto core = weak.lock();
                             if (!core) return;
                             if (ec) core->cluster_publish_failed.fetch_add(1, std::memory_order_relaxed);
-                            if (!ec && nodes == 0) core->store_append(sid, std::move(frame));
+                            if (!ec && nodes == 0) core->push_unrouted(sid, std::move(frame));
                         });
     return {};
 }
