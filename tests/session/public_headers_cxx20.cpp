@@ -1,9 +1,12 @@
 // The session layer's public headers compile as C++20 too (this file is built
 // with CXX_STANDARD 20).
 #include <gatehouse/session/error.hpp>
+#include <gatehouse/session/event_queue_store.hpp>
+#include <gatehouse/session/memory_event_queue_store.hpp>
 #include <gatehouse/session/memory_session_store.hpp>
 #include <gatehouse/session/session.hpp>
 #include <gatehouse/session/session_store.hpp>
+#include <gatehouse/testing/event_queue_conformance.hpp>
 #include <gatehouse/testing/session_store_conformance.hpp>
 #if defined(GATEHOUSE_TEST_WITH_REDIS)
 #include <gatehouse/adapters/redis/redis_session_store.hpp>

@@ -45,8 +45,36 @@
 //                           TTL the window
 //   P acct:{account} set    the {id}s of the account's sessions; TTL max_lifetime +
 //                           tombstone_retention from its newest session
+//   P q:{id}        list    the events queued for a parked session (event_queue_store),
+//                           oldest first, each "<ms>|<event bytes>": <ms> the time
+//                           it was queued (decimal ms since the epoch by Redis's
+//                           clock), then the event's bytes untouched; TTL that of
+//                           P qm:{id}
+//   P qm:{id}       hash    {h: the node holding the session, "" while parked;
+//                           b: event bytes in P q:{id}}; TTL the retention of
+//                           the last park or take
 // Multi-key changes run as Lua scripts (atomic); load is one MGET of two keys
 // and touch one SET ... XX GET.
+//
+// Event queues (the event_queue_store interface, for parked sessions): park,
+// append and take are one Lua script each, so the holder fencing is exact:
+// an append runs entirely before a take (and is returned by it) or after it
+// (and is refused with the holder). park and append evict from the front
+// (LPOP) what max_events / max_bytes / max_age require, then RPUSH; take
+// returns the whole list (LRANGE), deletes it and records its node as the
+// holder; discard is one DEL of both keys. park and take set the retention
+// on both keys; append leaves it (the list gets the hash's remaining PTTL).
+// The framing is binary-safe without escaping: the time is digits only, so
+// the first '|' of an entry ends it and every byte after it is the event's.
+// Times come from Redis (TIME): the nodes' clocks may disagree, Redis's is
+// the one all of them share; take ages the entries against the time its
+// script returns, on the client. An entry that does not parse is counted in
+// `dropped`. park sends only the newest events that can stay within the
+// limits (the others are counted as evicted without being sent), so its
+// command is bounded by max_bytes. A value of another Redis type under these
+// keys makes park, append and take fail with session_errc::bad_reply
+// (WRONGTYPE); a P q:{id} left without its P qm:{id} (when the hash expired
+// first) is not taken and is replaced by the next park.
 //
 // Why the activity has a key of its own (measured with redis-benchmark over
 // 10,000 sessions, benchmarks/run_session.sh): touch must slide the idle
@@ -75,6 +103,7 @@
 #include <gatehouse/adapters/redis/detail/record_codec.hpp>
 #include <gatehouse/adapters/redis/detail/reply_arena.hpp>
 #include <gatehouse/adapters/redis/detail/session_scripts.hpp>
+#include <gatehouse/session/event_queue_store.hpp>
 #include <gatehouse/session/session_store.hpp>
 
 #include <asio/any_io_executor.hpp>
@@ -98,6 +127,7 @@
 #include <cstring>
 #include <functional>
 #include <initializer_list>
+#include <limits>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -119,8 +149,11 @@ struct redis_session_store_options : session::session_store_options, detail::con
 
 namespace detail {
 
+using session::event_queue_limits;
+using session::queue_status;
 using session::session_errc;
 using session::session_record;
+using session::taken_events;
 using session::time_point;
 
 /// Error of a reply that Redis sent as an error: WRONGTYPE (a key holds a
@@ -521,6 +554,112 @@ public:
              });
     }
 
+    // --- event queues (event_queue_store) ------------------------------------
+
+    void park(std::string_view id, std::string_view node, std::vector<std::string> events,
+              const event_queue_limits& limits, completion<queue_status> done) {
+        if (auto ec = check_queue_call(id, limits)) return done(ec, {});
+        if (auto ec = session::validate_queue_node(node)) return done(ec, {});
+        // Only the newest events that fit the limits can stay: the others are
+        // counted as evicted here and not sent (park's batch is bounded by
+        // the limits, whatever the caller passes). Events larger than
+        // max_bytes never fit.
+        std::size_t first = events.size();  // of the newest events that fit
+        std::size_t count = 0, bytes = 0, too_large = 0;
+        for (; first > 0; --first) {
+            const auto size = events[first - 1].size();
+            if (size > limits.max_bytes) {
+                ++too_large;
+                continue;
+            }
+            if (count + 1 > limits.max_events || bytes + size > limits.max_bytes) break;
+            ++count;
+            bytes += size;
+        }
+        const std::size_t dropped_here = first + too_large;
+        std::vector<std::string> kept;
+        kept.reserve(count);
+        for (std::size_t i = first; i < events.size(); ++i)
+            if (events[i].size() <= limits.max_bytes) kept.push_back(std::move(events[i]));
+        const auto stored = stored_id(id);
+        eval(park_script, {key("q:", stored), key("qm:", stored)},
+             {std::string(node), std::to_string(limits.max_events), std::to_string(limits.max_bytes),
+              queue_ms(limits.max_age), queue_ms(limits.retention)},
+             kept,
+             [dropped_here, done = std::move(done)](std::error_code ec, redisReply* reply) {
+                 queue_status status;
+                 if (!ec) ec = queue_status_of(reply, false, status);
+                 if (ec) return done(ec, {});
+                 if (status.queued) status.evicted += dropped_here;
+                 done({}, std::move(status));
+             });
+    }
+
+    void append(std::string_view id, std::string_view event, const event_queue_limits& limits,
+                completion<queue_status> done) {
+        if (auto ec = check_queue_call(id, limits)) return done(ec, {});
+        if (event.size() > limits.max_bytes) return done(session_errc::event_too_large, {});
+        const auto stored = stored_id(id);
+        eval(append_script, {key("q:", stored), key("qm:", stored)},
+             {std::string(event), std::to_string(limits.max_events), std::to_string(limits.max_bytes),
+              queue_ms(limits.max_age)},
+             [done = std::move(done)](std::error_code ec, redisReply* reply) {
+                 queue_status status;
+                 if (!ec) ec = queue_status_of(reply, true, status);
+                 if (ec) return done(ec, {});
+                 done({}, std::move(status));
+             });
+    }
+
+    void take(std::string_view id, std::string_view node, const event_queue_limits& limits,
+              completion<taken_events> done) {
+        if (auto ec = check_queue_call(id, limits)) return done(ec, {});
+        if (auto ec = session::validate_queue_node(node)) return done(ec, {});
+        const auto stored = stored_id(id);
+        eval(take_script, {key("q:", stored), key("qm:", stored)}, {std::string(node), queue_ms(limits.retention)},
+             [max_age = limits.max_age, done = std::move(done)](std::error_code ec, redisReply* reply) {
+                 if (ec) return done(ec, {});
+                 if ((ec = error_of(reply))) return done(ec, {});
+                 if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
+                     reply->element[0]->type != REDIS_REPLY_INTEGER || reply->element[1]->type != REDIS_REPLY_ARRAY)
+                     return done(session_errc::bad_reply, {});
+                 // Ages by Redis's clock, the one that stamped the entries.
+                 const long long now = reply->element[0]->integer;
+                 const long long cutoff =
+                     max_age.count() >= now ? std::numeric_limits<long long>::min() : now - max_age.count();
+                 const auto* entries = reply->element[1];
+                 taken_events taken;
+                 taken.events.reserve(entries->elements);
+                 for (std::size_t i = 0; i < entries->elements; ++i) {
+                     const auto* e = entries->element[i];
+                     if (e->type != REDIS_REPLY_STRING) return done(session_errc::bad_reply, {});
+                     const auto text = text_of(e);
+                     long long at = 0;
+                     const auto bar = text.find('|');
+                     const auto parsed =
+                         bar == std::string_view::npos ? std::from_chars_result{nullptr, std::errc::invalid_argument}
+                                                       : std::from_chars(text.data(), text.data() + bar, at);
+                     if (parsed.ec != std::errc{} || parsed.ptr != text.data() + bar || at < cutoff) {
+                         ++taken.dropped;  // too old, or not an entry this store wrote
+                         continue;
+                     }
+                     taken.events.emplace_back(text.substr(bar + 1));
+                 }
+                 done({}, std::move(taken));
+             });
+    }
+
+    void discard(std::string_view id, done_completion done) {
+        if (!session::is_session_id(id)) return done(session_errc::invalid_session_id);
+        const auto stored = stored_id(id);
+        command({"DEL", key("q:", stored), key("qm:", stored)}, [done = std::move(done)](std::error_code ec,
+                                                                                          redisReply* reply) {
+            if (ec) return done(ec);
+            if ((ec = error_of(reply))) return done(ec);
+            done(reply->type == REDIS_REPLY_INTEGER ? std::error_code{} : session_errc::bad_reply);
+        });
+    }
+
 private:
     /// What a reply is for. load and touch, the hot operations, keep their
     /// completion here (no closure to allocate); everything else goes through
@@ -537,6 +676,44 @@ private:
     };
 
     static std::string ms(std::chrono::milliseconds d) { return std::to_string(std::max<long long>(1, d.count())); }
+    /// A queue duration for Redis: PEXPIRE refuses times past the year
+    /// 292,278,994 (now + the argument overflowing), so longer ones are
+    /// capped at about 31,000 years, which no queue outlives anyway.
+    static std::string queue_ms(std::chrono::milliseconds d) {
+        return std::to_string(std::clamp<long long>(d.count(), 1, 1'000'000'000'000'000LL));
+    }
+
+    static std::error_code check_queue_call(std::string_view id, const event_queue_limits& limits) noexcept {
+        if (!session::is_session_id(id)) return session_errc::invalid_session_id;
+        return session::validate_queue_limits(limits);
+    }
+
+    /// The reply of park_script or append_script (see session_scripts.hpp).
+    static std::error_code queue_status_of(const redisReply* reply, bool may_be_absent, queue_status& status) {
+        if (auto ec = error_of(reply)) return ec;
+        if (reply->type != REDIS_REPLY_ARRAY || reply->elements == 0 || reply->element[0]->type != REDIS_REPLY_INTEGER)
+            return session_errc::bad_reply;
+        const auto* e = reply->element;
+        switch (e[0]->integer) {
+        case 0:
+            if (reply->elements != 2 || e[1]->type != REDIS_REPLY_STRING || e[1]->len == 0)
+                return session_errc::bad_reply;
+            status.queued = false;
+            status.holder.assign(e[1]->str, e[1]->len);
+            return {};
+        case 1:
+            if (reply->elements != 2 || e[1]->type != REDIS_REPLY_INTEGER || e[1]->integer < 0)
+                return session_errc::bad_reply;
+            status.queued = true;
+            status.evicted = static_cast<std::size_t>(e[1]->integer);
+            return {};
+        case 2:
+            if (!may_be_absent || reply->elements != 1) return session_errc::bad_reply;
+            return session_errc::not_found;
+        default: return session_errc::bad_reply;  // 3: the meta hash is not one this store wrote
+        }
+    }
+
     static std::string ms_text(time_point t) { return std::to_string(t.time_since_epoch().count()); }
     static std::string decimal16(std::uint64_t v) {
         auto text = std::to_string(v);
@@ -602,16 +779,25 @@ private:
     /// arguments are kept formatted, once, for that retry.
     void eval(const char* script, std::initializer_list<std::string> keys, std::initializer_list<std::string> args,
               reply_handler handler) {
+        eval(script, keys, args, {}, std::move(handler));
+    }
+
+    /// The same with more arguments after `args` (park's batch of events).
+    void eval(const char* script, std::initializer_list<std::string> keys, std::initializer_list<std::string> args,
+              const std::vector<std::string>& more_args, reply_handler handler) {
         std::size_t room = resp_writer::arg_room(20);
         for (const auto& k : keys) room += resp_writer::arg_room(k.size());
         for (const auto& a : args) room += resp_writer::arg_room(a.size());
+        for (const auto& a : more_args) room += resp_writer::arg_room(a.size());
         std::string arguments(room, '\0');
         resp_writer out(arguments.data());
         out.number(static_cast<long long>(keys.size()));
         for (const auto& k : keys) out.arg(k);
         for (const auto& a : args) out.arg(a);
+        for (const auto& a : more_args) out.arg(a);
         arguments.resize(static_cast<std::size_t>(out.position() - arguments.data()));
-        send_script(script, 3 + keys.size() + args.size(), std::move(arguments), true, std::move(handler));
+        send_script(script, 3 + keys.size() + args.size() + more_args.size(), std::move(arguments), true,
+                    std::move(handler));
     }
 
     /// `arguments`: numkeys, the keys and the arguments, formatted; `count`:
@@ -939,8 +1125,13 @@ private:
 
 }  // namespace detail
 
-class redis_session_store final : public session::session_store {
+class redis_session_store final : public session::session_store, public session::event_queue_store {
 public:
+    // Both interfaces name the same completion types.
+    template <class T>
+    using completion = session::session_store::completion<T>;
+    using done_completion = session::session_store::done_completion;
+
     /// Starts connecting at once (asynchronously). Throws std::invalid_argument
     /// for invalid options (start-up configuration).
     redis_session_store(const asio::any_io_executor& executor, redis_session_store_options options)
@@ -1005,6 +1196,34 @@ public:
     void consume_reconnect_token(std::string_view token, completion<session::session_record> done) override {
         run([token = std::string(token), done = std::move(done)](detail::redis_session_core& c) mutable {
             c.consume_reconnect_token(std::move(token), std::move(done));
+        });
+    }
+
+    // event_queue_store
+    void park(std::string_view session_id, std::string_view node, std::vector<std::string> events,
+              const session::event_queue_limits& limits, completion<session::queue_status> done) override {
+        run([id = id_copy(session_id), node = std::string(node), events = std::move(events), limits,
+             done = std::move(done)](detail::redis_session_core& c) mutable {
+            c.park(id.view(), node, std::move(events), limits, std::move(done));
+        });
+    }
+    void append(std::string_view session_id, std::string_view event, const session::event_queue_limits& limits,
+                completion<session::queue_status> done) override {
+        run([id = id_copy(session_id), event = std::string(event), limits,
+             done = std::move(done)](detail::redis_session_core& c) mutable {
+            c.append(id.view(), event, limits, std::move(done));
+        });
+    }
+    void take(std::string_view session_id, std::string_view node, const session::event_queue_limits& limits,
+              completion<session::taken_events> done) override {
+        run([id = id_copy(session_id), node = std::string(node), limits,
+             done = std::move(done)](detail::redis_session_core& c) mutable {
+            c.take(id.view(), node, limits, std::move(done));
+        });
+    }
+    void discard(std::string_view session_id, done_completion done) override {
+        run([id = id_copy(session_id), done = std::move(done)](detail::redis_session_core& c) mutable {
+            c.discard(id.view(), std::move(done));
         });
     }
 

@@ -158,13 +158,108 @@ inline constexpr const char* consume_token_script =
     "redis.call('SET', ak, ARGV[3], 'PX', ARGV[5])\n"
     "return {3, id, v, ARGV[3]}\n";
 
-inline constexpr std::array<const char*, 7> all_scripts = {create_script,         update_script,
-                                                           revoke_script,         revoke_account_script,
-                                                           list_account_script,   issue_token_script,
-                                                           consume_token_script};
+// Event queues (event_queue_store): P q:{id} is a list of entries
+// "<ms since the epoch, decimal>|<event bytes>" (times from Redis's own
+// clock, TIME, so that every node ages events alike), P qm:{id} a hash
+// {h: holder node, '' while parked; b: event bytes queued}.
+//
+// queue_now(): Redis's clock in ms. entry(e): an entry's time and event size
+// (an unreadable entry is as old as can be: the first to go). push(...):
+// appends an event after evicting from the front what is older than the
+// cutoff or does not leave room for it; returns the new count and bytes and
+// how many were evicted.
+#define GATEHOUSE_REDIS_LUA_QUEUE                                                    \
+    "local function queue_now()\n"                                                   \
+    "  local t = redis.call('TIME')\n"                                               \
+    "  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"           \
+    "end\n"                                                                          \
+    "local function entry(e)\n"                                                      \
+    "  local bar = string.find(e, '|', 1, true)\n"                                   \
+    "  if not bar then return 0, #e end\n"                                           \
+    "  return tonumber(string.sub(e, 1, bar - 1)) or 0, #e - bar\n"                  \
+    "end\n"                                                                          \
+    "local function push(q, ev, stamp, cutoff, maxn, maxb, n, b)\n"                  \
+    "  local evicted = 0\n"                                                          \
+    "  while n > 0 do\n"                                                             \
+    "    local t, size = entry(redis.call('LINDEX', q, 0))\n"                        \
+    "    if t >= cutoff and n < maxn and b + #ev <= maxb then break end\n"           \
+    "    redis.call('LPOP', q)\n"                                                    \
+    "    n = n - 1\n"                                                                \
+    "    b = math.max(0, b - size)\n"                                                \
+    "    evicted = evicted + 1\n"                                                    \
+    "  end\n"                                                                        \
+    "  redis.call('RPUSH', q, stamp .. ev)\n"                                        \
+    "  return n + 1, b + #ev, evicted\n"                                             \
+    "end\n"
+
+// KEYS: queue, meta. ARGV: node, max events, max bytes, max age, retention,
+// then the events (oldest first, none larger than max bytes). Returns
+// {0, holder} refused (another node holds the session) or {1, evicted}.
+inline constexpr const char* park_script =
+    GATEHOUSE_REDIS_LUA_QUEUE
+    "local h = redis.call('HGET', KEYS[2], 'h')\n"
+    "if h and h ~= '' and h ~= ARGV[1] then return {0, h} end\n"
+    "local n, b = 0, 0\n"
+    "if h then\n"
+    "  n = redis.call('LLEN', KEYS[1])\n"
+    "  b = tonumber(redis.call('HGET', KEYS[2], 'b')) or 0\n"
+    "else\n"
+    "  redis.call('DEL', KEYS[1])\n"
+    "end\n"
+    "local now = queue_now()\n"
+    "local stamp = string.format('%d|', now)\n"
+    "local cutoff = now - tonumber(ARGV[4])\n"
+    "local maxn, maxb = tonumber(ARGV[2]), tonumber(ARGV[3])\n"
+    "local evicted = 0\n"
+    "for i = 6, #ARGV do\n"
+    "  local gone\n"
+    "  n, b, gone = push(KEYS[1], ARGV[i], stamp, cutoff, maxn, maxb, n, b)\n"
+    "  evicted = evicted + gone\n"
+    "end\n"
+    "redis.call('HSET', KEYS[2], 'h', '', 'b', b)\n"
+    "redis.call('PEXPIRE', KEYS[2], ARGV[5])\n"
+    "redis.call('PEXPIRE', KEYS[1], ARGV[5])\n"
+    "return {1, evicted}\n";
+
+// KEYS: queue, meta. ARGV: event, max events, max bytes, max age. Returns
+// {2} no queue, {3} the meta hash has no holder field, {0, holder} refused,
+// or {1, evicted}. The queue keeps the meta key's expiry.
+inline constexpr const char* append_script =
+    GATEHOUSE_REDIS_LUA_QUEUE
+    "local m = redis.call('HMGET', KEYS[2], 'h', 'b')\n"
+    "if not m[1] then\n"
+    "  if redis.call('EXISTS', KEYS[2]) == 0 then return {2} end\n"
+    "  return {3}\n"
+    "end\n"
+    "if m[1] ~= '' then return {0, m[1]} end\n"
+    "local ttl = redis.call('PTTL', KEYS[2])\n"
+    "local now = queue_now()\n"
+    "local n, b, evicted = push(KEYS[1], ARGV[1], string.format('%d|', now), now - tonumber(ARGV[4]),\n"
+    "                           tonumber(ARGV[2]), tonumber(ARGV[3]), redis.call('LLEN', KEYS[1]),\n"
+    "                           tonumber(m[2]) or 0)\n"
+    "redis.call('HSET', KEYS[2], 'b', b)\n"
+    "if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end\n"
+    "return {1, evicted}\n";
+
+// KEYS: queue, meta. ARGV: node, retention. Returns {now, entries}: the
+// entries oldest first (none when the meta key expired or never existed: a
+// list without it is a leftover), emptied; the node holds the session.
+inline constexpr const char* take_script =
+    GATEHOUSE_REDIS_LUA_QUEUE
+    "local entries = {}\n"
+    "if redis.call('HLEN', KEYS[2]) > 0 then entries = redis.call('LRANGE', KEYS[1], 0, -1) end\n"
+    "redis.call('DEL', KEYS[1], KEYS[2])\n"
+    "redis.call('HSET', KEYS[2], 'h', ARGV[1], 'b', 0)\n"
+    "redis.call('PEXPIRE', KEYS[2], ARGV[2])\n"
+    "return {queue_now(), entries}\n";
+
+inline constexpr std::array<const char*, 10> all_scripts = {
+    create_script,        update_script, revoke_script, revoke_account_script, list_account_script,
+    issue_token_script,   consume_token_script, park_script, append_script, take_script};
 
 
 #undef GATEHOUSE_REDIS_LUA_STATE
 #undef GATEHOUSE_REDIS_LUA_REVOKE
+#undef GATEHOUSE_REDIS_LUA_QUEUE
 
 }  // namespace gatehouse::adapters::redis::detail
