@@ -24,6 +24,8 @@
 #include <gatehouse/auth/validator_chain.hpp>
 
 // session
+#include <gatehouse/session/event_queue_store.hpp>
+#include <gatehouse/session/memory_event_queue_store.hpp>
 #include <gatehouse/session/memory_session_store.hpp>
 #include <gatehouse/session/session_store.hpp>
 

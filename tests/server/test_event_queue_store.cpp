@@ -221,3 +221,17 @@ TEST_CASE("event queue store: revoking a parked session discards its queue; a cl
     h.run_until([&] { return h.gw.stats().sessions == 0; });
     CHECK(store->parks == 1);
 }
+
+TEST_CASE("event queue store: option validation") {
+    const auto make = [](const std::function<void(s::gateway_options&)>& change) {
+        auto o = store_options(std::make_shared<session::memory_event_queue_store>());
+        change(o);
+        s::gateway gw(o, std::make_shared<scripted_validator>(), std::make_shared<session::memory_session_store>());
+    };
+    // A store with parking disabled is a contradiction, not a silent no-op.
+    CHECK_THROWS_AS(make([](s::gateway_options& o) { o.reconnect_queue_max_bytes = 0; }), std::invalid_argument);
+    // Without a bus the holder id is node_id: what a store accepts.
+    CHECK_THROWS_AS(make([](s::gateway_options& o) { o.node_id.clear(); }), std::invalid_argument);
+    CHECK_THROWS_AS(make([](s::gateway_options& o) { o.node_id.assign(65, 'n'); }), std::invalid_argument);
+    CHECK_NOTHROW(make([](s::gateway_options& o) { o.node_id.assign(64, 'n'); }));
+}

@@ -2669,6 +2669,13 @@ inline void validate_options(const gateway_options& o) {
         if (o.reconnect_queue_max_bytes > o.max_send_queue_bytes / 2)
             fail("reconnect_queue_max_bytes must be at most half of max_send_queue_bytes");
     }
+    if (o.event_queue_store) {
+        if (o.reconnect_queue_max_bytes == 0)
+            fail("event_queue_store needs parking: reconnect_queue_max_bytes must be positive");
+        // The store records this node as a session's holder: the bus's id, else node_id.
+        if (!o.event_bus && (o.node_id.empty() || o.node_id.size() > 64))
+            fail("with event_queue_store and no event_bus, node_id must be 1 to 64 bytes");
+    }
     if (o.max_client_calls_per_session == 0) fail("max_client_calls_per_session must be at least 1");
     if (o.peer_broadcast && !o.peer_routing) fail("peer_broadcast needs peer_routing");
     const auto check_http_path = [&](const std::string& value, const char* name) {
