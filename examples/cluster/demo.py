@@ -51,6 +51,7 @@ class Player:
         body = json.loads(frame[31:])
         if body["eventName"] == "connect.capability-manifest":
             self.apis = {api["endpoint"]: api["serviceId"] for api in body["availableApis"]}
+            self.session_id = body["sessionId"]
         else:
             self.events.append(body)
 
@@ -141,7 +142,26 @@ async def main(args):
     except websockets.ConnectionClosed:
         pass
     print(f"node c killed: carol's connection ended ({carol.ws.close_code})")
+    # Once node c's heartbeat has lapsed (1 s), nobody holds carol's session:
+    # a whisper to it waits in Redis for her.
+    await asyncio.sleep(1.5)
+    code, _ = await alice.call("/chat/whisper", {"session": carol.session_id, "text": "while you were away"})
+    expect(args.check, code == 0, f"whisper: code {code}")
     carol = await Player.connect("carol", args.port_b, carol_token)
+    whisper = None
+    for _ in range(50):
+        whisper = next((e for e in carol.events if e.get("eventName") == "chat.whisper"), None)
+        if whisper:
+            break
+        try:
+            await carol.pump(timeout=0.1)
+        except asyncio.TimeoutError:
+            pass
+    expect(args.check, whisper is not None and whisper["text"] == "while you were away",
+           "carol did not get the whisper queued in Redis while no node held her session")
+    if whisper:
+        print(f"carol reconnected to node b and got the whisper alice sent while node c was dead: "
+              f"\"{whisper['text']}\"")
     code, _ = await carol.call("/chat/join", {"room": "lobby"})
     expect(args.check, code == 0, "carol could not rejoin on node b")
     heard = None

@@ -89,6 +89,18 @@ void add_endpoints(s::gateway& gw, const std::string& node_id) {
                                           {"viaNode", node_id}});
                         answer.reply("{}");
                     });
+    gw.add_endpoint(endpoint("chat", "/chat/whisper", "To one session, wherever it is: {\"session\": id, \"text\": words}"),
+                    [&gw, node_id](const r::request& req, r::responder answer) {
+                        const auto session = member(req, "session");
+                        if (session.empty()) return (void)answer.reply_http(400, "");
+                        // Held in Redis when the session is parked, or when the
+                        // node that held it died: delivered when it comes back.
+                        const auto ec = gw.push_to_session(session, "chat.whisper",
+                                                           {{"from", req.session->account_id},
+                                                            {"text", member(req, "text")}, {"viaNode", node_id}});
+                        if (ec) return (void)answer.reply_http(404, "");
+                        answer.reply("{}");
+                    });
     gw.add_endpoint(endpoint("admin", "/admin/revoke", "Revoke an account on every node: {\"account\": id}",
                              "admin:revoke"),
                     [&gw](const r::request& req, r::responder answer) {
@@ -126,6 +138,10 @@ int main(int argc, char** argv) try {
     redis::redis_event_bus_options bus_options;
     bus_options.node_id = node_id;
     bus_options.port = redis_port;
+    // A node that dies is known dead (and its sessions' events are queued
+    // in Redis by whoever pushes them) within a second.
+    bus_options.heartbeat_interval = std::chrono::milliseconds(250);
+    bus_options.heartbeat_ttl = std::chrono::milliseconds(1000);
     auto bus = std::make_shared<redis::redis_event_bus>(redis_io.get_executor(), bus_options);
 
     s::gateway_options options;
@@ -133,6 +149,8 @@ int main(int argc, char** argv) try {
     options.port = static_cast<std::uint16_t>(std::stoi(setting(argc, argv, "--port", "0")));
     options.guid_salt = "gatehouse-cluster-demo-salt";
     options.event_bus = bus;
+    // Parked sessions' events wait in Redis, not in this process.
+    options.event_queue_store = store;
     options.log = [node_id](s::log_level level, std::string_view line) {
         if (level >= s::log_level::warning) std::cerr << "node " << node_id << ": " << line << '\n';
     };

@@ -4,8 +4,9 @@
 #     alice speaks and everyone hears it, whatever node they are on;
 #   - an admin on node c revokes bob's account: bob's connection on node b
 #     closes with 4002;
-#   - node c is killed (SIGKILL): carol reconnects to node a with the same
-#     token and hears the room again.
+#   - node c is killed (SIGKILL); alice whispers to carol's session, which
+#     no node holds now, so the whisper waits in Redis; carol reconnects to
+#     node b with the same token, gets it and hears the room again.
 #
 #   examples/cluster/run.sh            builds (BUILD_DIR, default build) and runs
 #   examples/cluster/run.sh --check    the same, failing on any surprise (ctest)

@@ -12,6 +12,7 @@
 #include "io_runner.hpp"
 
 #include <gatehouse/cluster/memory_event_bus.hpp>
+#include <gatehouse/session/memory_event_queue_store.hpp>
 
 #if defined(GATEHOUSE_TEST_WITH_REDIS)
 #include "../support/redis_server.hpp"
@@ -286,7 +287,9 @@ void replacement_scenario(cluster_fixture& cluster) {
     CHECK(expect_events(*second, "test.after-move", 1).size() == 1);
 }
 
-void reconnection_scenario(cluster_fixture& cluster) {
+/// `in_store`: the nodes share an event_queue_store, so the events wait
+/// there instead of in A's memory.
+void reconnection_scenario(cluster_fixture& cluster, bool in_store = false) {
     auto& a = cluster[0];
     auto& b = cluster[1];
     auto& c = cluster[2];
@@ -297,7 +300,12 @@ void reconnection_scenario(cluster_fixture& cluster) {
     REQUIRE(eventually([&] { return a.gw->stats().parked_sessions == 1; }));
     // Events pushed from C while it is away are queued on A.
     for (int i = 0; i < 3; ++i) REQUIRE_FALSE(c.gw->push_to_session(session_2, "test.while-away", {{"i", i}}));
-    REQUIRE(eventually([&] { return a.gw->stats().queued_events == 3; }));
+    if (in_store) {
+        REQUIRE(eventually([&] { return a.gw->stats().events_stored == 3; }));
+        CHECK(a.gw->stats().queued_events == 0);
+    } else {
+        REQUIRE(eventually([&] { return a.gw->stats().queued_events == 3; }));
+    }
     // The client comes back on B: B gets the session and the queued events;
     // A forgets it.
     auto back = std::make_unique<ws_client>(b.port);
@@ -311,10 +319,47 @@ void reconnection_scenario(cluster_fixture& cluster) {
     CHECK(expect_events(*back, "test.back", 1).size() == 1);
 }
 
-s::gateway_options parking_options() {
+/// The reconnection token node A hands out works on node B, once.
+void reconnect_token_scenario(cluster_fixture& cluster) {
+    auto& a = cluster[0];
+    auto& b = cluster[1];
+    auto& c = cluster[2];
+    auto client = connect(a, "mona", session_1);
+    wait_routable(c, *client, session_1);
+    // A's host sends the client away for a while: a notification with a
+    // reconnection token, then 1001.
+    REQUIRE_FALSE(a.gw->disconnect(session_1, 1001, "maintenance"));
+    const auto notes = expect_events(*client, "connect.disconnect-notification", 1, ms(10));
+    REQUIRE(notes.size() == 1);
+    const std::string reconnection = notes[0].value("reconnectionToken", "");
+    REQUIRE(session::is_reconnect_token(reconnection));
+    client.reset();
+    REQUIRE(eventually([&] { return a.gw->stats().parked_sessions == 1; }));
+    const auto stored = a.gw->stats().events_stored;
+    for (int i = 0; i < 2; ++i) REQUIRE_FALSE(c.gw->push_to_session(session_1, "test.after-token", {{"i", i}}));
+    REQUIRE(eventually([&] { return a.gw->stats().events_stored == stored + 2; }));
+
+    auto back = std::make_unique<ws_client>(b.port);
+    REQUIRE(back->upgrade("Reconnect " + reconnection) == 101);
+    const auto got = expect_events(*back, "test.after-token", 2);
+    REQUIRE(got.size() == 2);
+    for (int i = 0; i < 2; ++i) CHECK(got[static_cast<std::size_t>(i)]["i"] == i);
+    const auto manifests = expect_events(*back, "connect.capability-manifest", 0, ms(10));
+    REQUIRE(manifests.size() == 1);
+    CHECK(manifests[0]["sessionId"] == session_1);
+    CHECK(manifests[0]["reason"] == "session_reconnected");
+    CHECK(eventually([&] { return a.gw->stats().parked_sessions == 0; }));
+    // Single use, across nodes too.
+    auto again = std::make_unique<ws_client>(c.port);
+    REQUIRE(again->upgrade("Reconnect " + reconnection) == 101);
+    CHECK(again->read_close(ms(3000)) == std::optional<std::uint16_t>(4001));
+}
+
+s::gateway_options parking_options(std::shared_ptr<session::event_queue_store> queues = nullptr) {
     auto o = socket_options();
     o.reconnect_queue_max_bytes = 64 * 1024;
     o.reconnect_window = std::chrono::seconds(30);
+    o.event_queue_store = std::move(queues);
     return o;
 }
 
@@ -351,6 +396,16 @@ TEST_CASE("cluster of three gateways, in-process bus: reconnection on another no
     reconnection_scenario(cluster);
 }
 
+TEST_CASE("cluster of three gateways, in-process bus: the queued events wait in a shared event queue store") {
+    io_runner runner;
+    auto queues = std::make_shared<session::memory_event_queue_store>();
+    cluster_fixture cluster(memory_buses(runner, std::make_shared<cl::memory_event_hub>()),
+                            std::make_shared<session::memory_session_store>(), parking_options(queues));
+    reconnection_scenario(cluster, true);
+    CHECK(cluster[1].gw->stats().queued_events_delivered == 3);
+    reconnect_token_scenario(cluster);
+}
+
 #if defined(GATEHOUSE_TEST_WITH_REDIS)
 namespace {
 namespace rd = gatehouse::adapters::redis;
@@ -358,11 +413,14 @@ namespace rd = gatehouse::adapters::redis;
 /// Three nodes as separate processes would run them: each its own
 /// redis_event_bus, all sharing one redis_session_store's Redis.
 struct redis_cluster {
-    explicit redis_cluster(s::gateway_options options = socket_options(), bool append_only = false)
+    /// `queues_in_redis`: the store is the nodes' event_queue_store too.
+    explicit redis_cluster(s::gateway_options options = socket_options(), bool append_only = false,
+                           bool queues_in_redis = false)
         : server(gatehouse::test::redis_server::options{append_only, "redis-server"}) {
         rd::redis_session_store_options so;
         so.port = server.port();
         store = std::make_shared<rd::redis_session_store>(runner.executor(), so);
+        if (queues_in_redis) options.event_queue_store = store;
         cluster = std::make_unique<cluster_fixture>(
             [this](const std::string& id) -> std::shared_ptr<cl::event_bus> {
                 rd::redis_event_bus_options o;
@@ -397,6 +455,84 @@ TEST_CASE("cluster of three gateways over Redis: revocation and replacement cros
 TEST_CASE("cluster of three gateways over Redis: reconnection on another node brings the queued events") {
     redis_cluster r(parking_options());
     reconnection_scenario(*r.cluster);
+}
+
+TEST_CASE("cluster of three gateways over Redis: the queued events wait in Redis") {
+    redis_cluster r(parking_options(), false, true);
+    reconnection_scenario(*r.cluster, true);
+    reconnect_token_scenario(*r.cluster);
+}
+
+TEST_CASE("cluster over Redis: a node dies with a parked session; the client resumes elsewhere with every event") {
+    gatehouse::test::redis_server server;
+    io_runner runner;    // the store, and the buses of B and C
+    io_runner a_runner;  // A's bus: halted to kill A
+    rd::redis_session_store_options so;
+    so.port = server.port();
+    auto store = std::make_shared<rd::redis_session_store>(runner.executor(), so);
+    const auto bus = [&](io_runner& on, const std::string& id) {
+        rd::redis_event_bus_options o;
+        o.node_id = id;
+        o.port = server.port();
+        o.heartbeat_interval = ms(100);
+        o.heartbeat_ttl = ms(400);
+        return std::make_shared<rd::redis_event_bus>(on.executor(), o);
+    };
+    const auto options = parking_options(store);
+    node a(options, bus(a_runner, "node-a"), store);
+    node b(options, bus(runner, "node-b"), store);
+    node c(options, bus(runner, "node-c"), store);
+
+    auto client = connect(a, "kate", session_3);
+    wait_routable(c, *client, session_3);
+    // Still connected to A when A dies: never parked by anyone.
+    auto live = connect(a, "liam", session_4);
+    wait_routable(c, *live, session_4);
+    client.reset();  // dropped: A parks the session
+    REQUIRE(eventually([&] { return a.gw->stats().parked_sessions == 1; }));
+    for (int i = 0; i < 2; ++i) REQUIRE_FALSE(c.gw->push_to_session(session_3, "test.queued", {{"i", i}}));
+    REQUIRE(eventually([&] { return a.gw->stats().events_stored == 2; }));
+
+    // A dies: its bus stops dead (no heartbeat, nothing withdrawn). Its
+    // gateway lingers with the session parked in memory, unreachable.
+    a_runner.halt();
+    const auto alive = [&] {
+        std::promise<bool> answer;
+        b.bus->node_alive("node-a", [&](std::error_code ec, bool is_alive) { answer.set_value(!ec && is_alive); });
+        return answer.get_future().get();
+    };
+    REQUIRE(eventually([&] { return !alive(); }, ms(5000)));
+
+    // Pushed while no live node holds the session: C finds nobody on the
+    // bus and queues it in Redis itself.
+    REQUIRE_FALSE(c.gw->push_to_session(session_3, "test.queued", {{"i", 2}}));
+    REQUIRE(eventually([&] { return c.gw->stats().events_stored == 1; }));
+    // The same for the session A held a live connection for: C finds it
+    // live in the session store and parks it on A's behalf.
+    REQUIRE_FALSE(c.gw->push_to_session(session_4, "test.orphan", {{"i", 0}}));
+    REQUIRE(eventually([&] { return c.gw->stats().events_stored == 2; }));
+    // A session that does not exist gets no queue.
+    REQUIRE_FALSE(c.gw->push_to_session("55555555-5555-4555-8555-555555555555", "test.nobody", {}));
+
+    // The client comes back on B with the same credential: the session and
+    // all three events, in order.
+    auto back = connect(b, "kate", session_3);
+    const auto got = expect_events(*back, "test.queued", 3);
+    REQUIRE(got.size() == 3);
+    for (int i = 0; i < 3; ++i) CHECK(got[static_cast<std::size_t>(i)]["i"] == i);
+    CHECK(b.gw->stats().queued_events_delivered == 3);
+    CHECK(b.gw->stats().event_store_failures == 0);
+    // Live pushes reach it on B.
+    REQUIRE_FALSE(c.gw->push_to_session(session_3, "test.live", {}));
+    CHECK(expect_events(*back, "test.live", 1).size() == 1);
+    // liam's socket to A is still open (A's gateway lingers); his client
+    // gives up on it and comes back on C.
+    live.reset();
+    auto liam = connect(c, "liam", session_4);
+    const auto orphan = expect_events(*liam, "test.orphan", 1);
+    REQUIRE(orphan.size() == 1);
+    CHECK(orphan[0]["i"] == 0);
+    CHECK(c.gw->stats().event_store_failures == 0);
 }
 
 TEST_CASE("cluster of three gateways over Redis: Redis restarts under live sessions") {
