@@ -5,7 +5,9 @@
 // Threading: operations may be called from any thread. All Redis work runs
 // on a strand of the executor given to the constructor; every completion is
 // called on that strand (so on a thread running the host's io_context), never
-// inline in the caller unless the caller already runs on the strand. Nothing
+// inline in the caller. Operations are posted to the strand even from a
+// completion (which runs on it), so they take effect in the order they were
+// called (event_queue_store's ordering promise relies on it). Nothing
 // ever blocks: commands are pipelined on one connection (commands issued in
 // the same turn of the event loop leave in one write), written and read with
 // Asio; replies are parsed by hiredis's reader.
@@ -1243,9 +1245,11 @@ private:
         std::uint8_t size_;
     };
 
+    /// Posted, never dispatched: an operation called from a completion (on
+    /// the strand) must not overtake the ones already waiting to run.
     template <class Operation>
     void run(Operation&& op) {
-        asio::dispatch(core_->strand(), [core = core_, op = std::forward<Operation>(op)]() mutable { op(*core); });
+        asio::post(core_->strand(), [core = core_, op = std::forward<Operation>(op)]() mutable { op(*core); });
     }
 
     static redis_session_store_options validated(redis_session_store_options o) {
