@@ -222,6 +222,10 @@ struct parked_session {
     /// I/O context (the core has no executor of its own).
     std::shared_ptr<transport_connection> timers;
     steady::time_point next_wake{};
+    /// With an event_queue_store: the connection closed while its take was
+    /// outstanding. Events wait in `queue` until the take answers, then go
+    /// to the store behind the taken ones (taken_after_close).
+    bool store_park_pending = false;
 };
 
 /// The host's side of one server-to-client request. Completed exactly once:
@@ -463,7 +467,8 @@ public:
     // --- event queue store (options.event_queue_store) ---
     /// Null: parked sessions' events are queued in `parked` (this node's memory).
     session::event_queue_store* const queue_store = options.event_queue_store.get();
-    /// The node named as holder in the store: the bus's id when there is a bus.
+    /// This node's id in session records and event queues: the bus's id
+    /// when there is a bus (so node_alive can be asked about it), else node_id.
     const std::string queue_node = options.event_bus ? std::string(options.event_bus->node_id()) : options.node_id;
     const session::event_queue_limits queue_limits{options.reconnect_queue_max_events,
                                                    options.reconnect_queue_max_bytes, options.reconnect_queue_max_age,
@@ -479,8 +484,13 @@ public:
     void push_unrouted(const std::string& session_id, std::shared_ptr<const std::string> frame);
     /// Parks `session_id` with one event on behalf of `node` (a dead holder, or this node).
     void park_for(const std::string& session_id, const std::string& node, std::shared_ptr<const std::string> frame);
-    /// An event the store refused because `holder` has the session: over the bus to it.
-    void forward_to_holder(const std::string& session_id, const std::string& frame);
+    /// An event the store refused because `holder` has the session: over
+    /// the bus to it, or back into the store when the holder is this node.
+    void forward_to_holder(const std::string& session_id, const std::string& holder,
+                           std::shared_ptr<const std::string> frame);
+    /// The answer to the take of a connection that closed meanwhile: the
+    /// taken events, in order, ahead of what was queued since.
+    void taken_after_close(const std::string& session_id, std::vector<std::string> taken);
     /// Takes the queued events of a session just attached to `connection`.
     void store_take(const std::shared_ptr<connection_state>& connection);
 
@@ -603,6 +613,8 @@ public:
     bool parkable(std::uint16_t peer_code) const noexcept;
     /// Events held back (connection executor; the connection is closed).
     event_queue take_held() noexcept { return std::move(held_); }
+    /// Its take from the event queue store has not answered yet.
+    bool awaiting_queue() const noexcept { return awaiting_queue_; }
     /// The event queue store answered the take of this session's queue.
     void queue_taken(std::error_code ec, session::taken_events taken);
 
@@ -1115,7 +1127,9 @@ inline void gateway_core::store_park(const std::string& session_id, std::vector<
                               return;
                           }
                           if (!status.queued) {
-                              for (const auto& frame : *offered) core->forward_to_holder(session_id, frame);
+                              for (const auto& frame : *offered)
+                                  core->forward_to_holder(session_id, status.holder,
+                                                          std::make_shared<const std::string>(frame));
                               return;
                           }
                           core->events_stored.fetch_add(offered->size(), std::memory_order_relaxed);
@@ -1140,7 +1154,7 @@ inline void gateway_core::store_append(const std::string& session_id, std::share
                                 core->queued_events_dropped.fetch_add(1, std::memory_order_relaxed);
                                 return;
                             }
-                            if (!status.queued) return core->forward_to_holder(session_id, *frame);
+                            if (!status.queued) return core->forward_to_holder(session_id, status.holder, frame);
                             core->events_stored.fetch_add(1, std::memory_order_relaxed);
                             core->queued_events_dropped.fetch_add(status.evicted, std::memory_order_relaxed);
                         });
@@ -1161,15 +1175,9 @@ inline void gateway_core::store_take(const std::shared_ptr<connection_state>& co
             // The connection is gone already: its events go where its session went.
             auto core = weak_core.lock();
             if (!core) return;
-            if (ec) {
-                core->event_store_failures.fetch_add(1, std::memory_order_relaxed);
-                return;
-            }
+            if (ec) core->event_store_failures.fetch_add(1, std::memory_order_relaxed);
             core->queued_events_dropped.fetch_add(taken.dropped, std::memory_order_relaxed);
-            const auto now = steady::now();
-            for (auto& bytes : taken.events)
-                core->reroute_event(session_id, nullptr,
-                                    queued_event{0, now, std::make_shared<const std::string>(std::move(bytes)), true});
+            core->taken_after_close(session_id, std::move(taken.events));
         });
 }
 
@@ -1188,16 +1196,19 @@ inline void gateway_core::push_unrouted(const std::string& session_id, std::shar
         if (!ec) {
             // Held by a node the bus did not reach. Dead: its connection is
             // gone without a park, so park the session on its behalf. Alive:
-            // the session ended there (or moves): nobody to deliver to.
+            // its declaration may still be on its way: publish again.
             core->bus->node_alive(status.holder, [weak, session_id, frame, holder = std::move(status.holder)](
                                                      std::error_code alive_ec, bool alive) mutable {
                 auto core = weak.lock();
                 if (!core) return;
-                if (alive_ec || alive) {
+                if (alive_ec) {
                     core->queued_events_dropped.fetch_add(1, std::memory_order_relaxed);
                     return;
                 }
-                core->park_for(session_id, holder, std::move(frame));
+                if (alive)
+                    core->forward_to_holder(session_id, holder, std::move(frame));
+                else
+                    core->park_for(session_id, holder, std::move(frame));
             });
             return;
         }
@@ -1206,13 +1217,20 @@ inline void gateway_core::push_unrouted(const std::string& session_id, std::shar
             core->queued_events_dropped.fetch_add(1, std::memory_order_relaxed);
             return;
         }
-        // No queue: a session whose node died before parking it (or never
-        // had to), or no session at all. The session store knows which.
+        // No queue. Only a session whose node died with its connection (so
+        // never parked it) gets one: the session store names that node.
+        // Anything else (no such session, one that ended on a live node, or
+        // one whose node has not declared it yet) is not queued for.
         core->store->load(session_id, [weak, session_id, frame](std::error_code load_ec,
-                                                                 session::session_record) mutable {
+                                                                 session::session_record record) mutable {
             auto core = weak.lock();
-            if (!core || load_ec) return;  // not a live session: nothing to queue for
-            core->park_for(session_id, core->queue_node, std::move(frame));
+            if (!core || load_ec || record.node_id.empty() || record.node_id == core->queue_node) return;
+            core->bus->node_alive(record.node_id, [weak, session_id, frame, node = record.node_id](
+                                                      std::error_code alive_ec, bool alive) mutable {
+                auto core = weak.lock();
+                if (!core || alive_ec || alive) return;
+                core->park_for(session_id, node, std::move(frame));
+            });
         });
     });
 }
@@ -1229,7 +1247,7 @@ inline void gateway_core::park_for(const std::string& session_id, const std::str
                               core->event_store_failures.fetch_add(1, std::memory_order_relaxed);
                               core->queued_events_dropped.fetch_add(1, std::memory_order_relaxed);
                           } else if (!status.queued) {
-                              core->forward_to_holder(session_id, *frame);
+                              core->forward_to_holder(session_id, status.holder, frame);
                           } else {
                               core->events_stored.fetch_add(1, std::memory_order_relaxed);
                               core->queued_events_dropped.fetch_add(status.evicted, std::memory_order_relaxed);
@@ -1237,7 +1255,40 @@ inline void gateway_core::park_for(const std::string& session_id, const std::str
                       });
 }
 
-inline void gateway_core::forward_to_holder(const std::string& session_id, const std::string& frame) {
+inline void gateway_core::taken_after_close(const std::string& session_id, std::vector<std::string> taken) {
+    {
+        std::lock_guard<std::mutex> lock(registry_mutex);
+        const auto it = parked.find(session_id);
+        if (it != parked.end() && it->second.store_park_pending) {
+            auto& entry = it->second;
+            entry.store_park_pending = false;
+            while (!entry.queue.empty()) {
+                const auto event = entry.queue.pop_front();
+                parked_bytes -= event.frame->size();
+                --parked_events;
+                taken.emplace_back(*event.frame);
+            }
+            store_park(session_id, std::move(taken));
+            return;
+        }
+    }
+    // Not parked here (any more): to its live connection here, or wherever
+    // it is now.
+    const auto now = steady::now();
+    for (auto& bytes : taken) {
+        auto frame = std::make_shared<const std::string>(std::move(bytes));
+        if (find_session(session_id))
+            reroute_event(session_id, nullptr, queued_event{0, now, std::move(frame), true});
+        else
+            forward_to_holder(session_id, {}, std::move(frame));
+    }
+}
+
+inline void gateway_core::forward_to_holder(const std::string& session_id, const std::string& holder,
+                                            std::shared_ptr<const std::string> frame) {
+    // This node holds it in the store's view (a park of ours failed, or
+    // has not run yet): a park by the holder is accepted.
+    if (holder == queue_node) return park_for(session_id, queue_node, std::move(frame));
     // The holder issued its declaration of the session on the bus before
     // its take, so the directory names it by now, unless the bus is slower
     // than the store: then nobody receives it and it is counted as dropped.
@@ -1248,7 +1299,7 @@ inline void gateway_core::forward_to_holder(const std::string& session_id, const
     }
     cluster_published.fetch_add(1, std::memory_order_relaxed);
     std::weak_ptr<gateway_core> weak = weak_from_this();
-    bus->publish(cluster::message_kind::to_session, session_id, frame, [weak](std::error_code ec, std::size_t nodes) {
+    bus->publish(cluster::message_kind::to_session, session_id, *frame, [weak](std::error_code ec, std::size_t nodes) {
         auto core = weak.lock();
         if (!core) return;
         if (ec) core->cluster_publish_failed.fetch_add(1, std::memory_order_relaxed);
@@ -1319,7 +1370,11 @@ inline void gateway_core::unregister(connection_state& connection, bool park, ev
                 entry.session_key = connection.attached_info->identity.session_key;
                 entry.until = now + options.reconnect_window;
                 entry.timers = connection.transport;
-                if (queue_store) {
+                if (queue_store && connection.awaiting_queue()) {
+                    // Its take has not answered: what it held waits here,
+                    // to go to the store behind the taken events.
+                    entry.store_park_pending = true;
+                } else if (queue_store) {
                     // Under the registry lock, so that the appends queued
                     // for it from now on reach the store after the park.
                     std::vector<std::string> events;
@@ -1375,7 +1430,7 @@ inline void gateway_core::prune_parked_locked(parked_session& entry, steady::tim
 }
 
 inline void gateway_core::queue_parked_locked(parked_session& entry, queued_event event, steady::time_point now) {
-    if (queue_store) {
+    if (queue_store && !entry.store_park_pending) {
         store_append(entry.session_id, std::move(event.frame));
         return;
     }
@@ -1700,7 +1755,9 @@ inline void connection_state::attach() {
     record.roles = identity.roles;
     record.permissions = identity.permissions;
     record.token_expires_at = to_session_time(identity.expires_at);
-    record.node_id = core_->options.node_id;
+    // With a cluster, the node's id on the bus: who held the session is
+    // then something other nodes can ask the bus about (node_alive).
+    record.node_id = core_->queue_node;
     if (record.session_id.empty()) {
         store.create(std::move(record), std::move(finish));
         return;
@@ -1882,16 +1939,17 @@ inline void connection_state::queue_taken(std::error_code ec, session::taken_eve
         core_->event_store_failures.fetch_add(1, std::memory_order_relaxed);
         core_->log(log_level::warning, "event queue store: could not take a resumed session's events: " + ec.message());
     }
+    if (phase_ == phase::closed) {
+        // Closed while the store answered: what it held was parked behind
+        // this answer (store_park_pending).
+        core_->taken_after_close(session_id, std::move(taken.events));
+        return;
+    }
     // Before anything pushed since the attach: sequence 0 sorts first, and
     // equal sequences keep their order.
     const auto now = steady::now();
     for (auto& bytes : taken.events)
         held_.insert(queued_event{0, now, std::make_shared<const std::string>(std::move(bytes)), true});
-    if (phase_ == phase::closed) {
-        // Closed while the store answered: the events go where the session went.
-        while (!held_.empty()) core_->reroute_event(session_id, this, held_.pop_front());
-        return;
-    }
     if (manifest_sent_ && !closing_) flush_held();
 }
 

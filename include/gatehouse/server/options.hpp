@@ -62,7 +62,9 @@ struct gateway_options {
     routing::guid_input_order guid_order = routing::guid_input_order::bannou_compatible;
     /// Delay between the 101 having been written and the manifest (§7.3).
     std::chrono::milliseconds manifest_delay{20};
-    /// Recorded in session records (`node_id`).
+    /// Recorded in session records (`node_id`). With an event_bus the bus's
+    /// node id is recorded instead, so that other nodes can ask the bus
+    /// whether the node that held a session is still alive.
     std::string node_id = "gatehouse";
 
     // --- messages -----------------------------------------------------------
