@@ -73,6 +73,13 @@ s::gateway_options store_options(std::shared_ptr<session::event_queue_store> sto
     return o;
 }
 
+/// alice's session, connected once and dropped: parked on the node.
+void park_alice(harness& h) {
+    auto c = h.connect(token("alice", session_a));
+    c->drop();
+    wait_parked(h, 1);
+}
+
 std::vector<std::string> numbered(const std::string& prefix, int from, int to) {
     std::vector<std::string> names;
     for (int i = from; i < to; ++i) names.push_back(prefix + std::to_string(i));
@@ -142,9 +149,7 @@ TEST_CASE("event queue store: the events a dropped connection had not sent are p
 TEST_CASE("event queue store: events pushed while the take is pending come after the queued ones") {
     auto store = std::make_shared<controlled_store>();
     harness h(store_options(store));
-    auto c = h.connect(token("alice", session_a));
-    c->drop();
-    wait_parked(h, 1);
+    park_alice(h);
     for (int i = 0; i < 3; ++i) CHECK_FALSE(h.gw.push_to_session(session_a, "e." + std::to_string(i)));
     store->hold_takes = true;
     auto back = h.connect(token("alice", session_a));  // the manifest does not wait for the store
@@ -161,9 +166,7 @@ TEST_CASE("event queue store: events pushed while the take is pending come after
 TEST_CASE("event queue store: a connection that closes before the store answers parks the events again") {
     auto store = std::make_shared<controlled_store>();
     harness h(store_options(store));
-    auto c = h.connect(token("alice", session_a));
-    c->drop();
-    wait_parked(h, 1);
+    park_alice(h);
     for (int i = 0; i < 2; ++i) CHECK_FALSE(h.gw.push_to_session(session_a, "e." + std::to_string(i)));
     store->hold_takes = true;
     auto second = h.connect(token("alice", session_a));
@@ -183,9 +186,7 @@ TEST_CASE("event queue store: a connection that closes before the store answers 
 TEST_CASE("event queue store: failures are counted and the session goes on without its queue") {
     auto store = std::make_shared<controlled_store>();
     harness h(store_options(store));
-    auto c = h.connect(token("alice", session_a));
-    c->drop();
-    wait_parked(h, 1);
+    park_alice(h);
     store->fail_with = session::session_errc::backend_unavailable;
     CHECK_FALSE(h.gw.push_to_session(session_a, "lost"));
     auto st = h.gw.stats();
@@ -205,9 +206,7 @@ TEST_CASE("event queue store: failures are counted and the session goes on witho
 TEST_CASE("event queue store: revoking a parked session discards its queue; a closed one is not parked") {
     auto store = std::make_shared<controlled_store>();
     harness h(store_options(store));
-    auto c = h.connect(token("alice", session_a));
-    c->drop();
-    wait_parked(h, 1);
+    park_alice(h);
     CHECK_FALSE(h.gw.push_to_session(session_a, "doomed"));
     CHECK(store->inner.size() == 1);
     std::error_code revoked = s::server_errc::not_running;
@@ -241,9 +240,7 @@ TEST_CASE("event queue store: option validation") {
 TEST_CASE("event queue store: after a failed park, this node's own hold does not swallow events") {
     auto store = std::make_shared<controlled_store>();
     harness h(store_options(store));
-    auto c = h.connect(token("alice", session_a));
-    c->drop();
-    wait_parked(h, 1);
+    park_alice(h);
     auto second = h.connect(token("alice", session_a));  // takes: the store names this node as holder
     REQUIRE(store->takes == 1);
     store->fail_next_park = true;
