@@ -38,16 +38,20 @@ bool all_digits(const std::string& s) {
     return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
+/// A store on the shared Redis, a fresh session id and its two queue keys.
+struct queue_fixture {
+    test::redis_server& server = test::shared_redis();
+    test::io_runner io;
+    gatehouse::adapters::redis::redis_session_store_options options = test::redis_options(server.port());
+    redis_session_store store{io.executor(), options};
+    std::string id = random_session_id();
+    std::string q = options.key_prefix + "q:" + without_dashes(id);
+    std::string qm = options.key_prefix + "qm:" + without_dashes(id);
+};
+
 }  // namespace
 
-TEST_CASE("redis event queue: the documented key schema") {
-    auto& server = test::shared_redis();
-    test::io_runner io;
-    auto options = test::redis_options(server.port());
-    redis_session_store store(io.executor(), options);
-    const auto id = random_session_id();
-    const auto q = options.key_prefix + "q:" + without_dashes(id);
-    const auto qm = options.key_prefix + "qm:" + without_dashes(id);
+TEST_CASE_FIXTURE(queue_fixture, "redis event queue: the documented key schema") {
     event_queue_limits limits;
     limits.retention = 60s;
 
@@ -96,12 +100,7 @@ TEST_CASE("redis event queue: the documented key schema") {
     CHECK(server.command({"EXISTS", qm}) == "0");
 }
 
-TEST_CASE("redis event queue: park sends only what can stay") {
-    auto& server = test::shared_redis();
-    test::io_runner io;
-    auto options = test::redis_options(server.port());
-    redis_session_store store(io.executor(), options);
-    const auto id = random_session_id();
+TEST_CASE_FIXTURE(queue_fixture, "redis event queue: park sends only what can stay") {
     event_queue_limits limits;
     limits.max_events = 5;
     std::vector<std::string> many;
@@ -110,7 +109,7 @@ TEST_CASE("redis event queue: park sends only what can stay") {
     auto parked = kit::park(store, id, "n", many, limits);
     REQUIRE_FALSE(parked.ec);
     CHECK(parked.value.evicted == 19996);
-    CHECK(server.command({"LLEN", options.key_prefix + "q:" + without_dashes(id)}) == "5");
+    CHECK(server.command({"LLEN", q}) == "5");
     CHECK(kit::take(store, id, "n", limits).value.events ==
           kit::events{"19995", "19996", "19997", "19998", "19999"});
 }
@@ -138,14 +137,7 @@ TEST_CASE("redis event queue: scripts reloaded after Redis forgot them, batch in
     }
 }
 
-TEST_CASE("redis event queue: values of the wrong type or shape under its keys") {
-    auto& server = test::shared_redis();
-    test::io_runner io;
-    auto options = test::redis_options(server.port());
-    redis_session_store store(io.executor(), options);
-    const auto id = random_session_id();
-    const auto q = options.key_prefix + "q:" + without_dashes(id);
-    const auto qm = options.key_prefix + "qm:" + without_dashes(id);
+TEST_CASE_FIXTURE(queue_fixture, "redis event queue: values of the wrong type or shape under its keys") {
     REQUIRE(kit::park(store, id, "node-a", {"e"}).value.queued);
 
     // Consistently bad_reply (Redis answers WRONGTYPE).
