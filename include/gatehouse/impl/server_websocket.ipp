@@ -177,6 +177,9 @@ public:
 
     /// A pong arrived (the connection's executor, like ping()).
     void pong_received() noexcept { awaiting_pong_ = false; }
+    /// The pong deadline expired; the connection is being dropped.
+    void mark_heartbeat_failed() noexcept { heartbeat_failed_ = true; }
+    bool heartbeat_failed() const noexcept override { return heartbeat_failed_; }
 
     std::size_t buffered_amount() const override {
         auto c = connection_.lock();
@@ -209,6 +212,7 @@ private:
     asio::io_context& io_;
     const std::string remote_;
     bool awaiting_pong_ = false;  ///< a ping went out and no pong came yet
+    bool heartbeat_failed_ = false;  ///< dropped for a missing pong
 };
 
 template <class Config>
@@ -502,6 +506,7 @@ private:
             auto c = server_.get_con_from_hdl(hdl, ec);
             if (ec) return;
             core_->log(log_level::info, "no pong in time; dropping the connection");
+            if (auto w = wrapper_of(c)) static_cast<websocket_connection<Config>&>(*w).mark_heartbeat_failed();
             c->terminate(websocketpp::error::make_error_code(websocketpp::error::general));
         });
         server_.set_pong_handler([this](websocketpp::connection_hdl hdl, std::string) {

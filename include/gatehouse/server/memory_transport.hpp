@@ -4,8 +4,9 @@
 // connection; the test side (memory_client) is thread-safe.
 //
 // Failure injection: a client can stop reading (the server's sends pile up
-// in buffered_amount(), as with a slow consumer), drop the connection
-// abruptly (1006), or die between an accepted upgrade and on_open.
+// in buffered_amount(), as with a slow consumer), stop answering pings (the
+// next ping's pong_timeout_ms drops it: 1006, heartbeat_failed()), drop the
+// connection abruptly (1006), or die between an accepted upgrade and on_open.
 //
 // Lifetime: the gateway must outlive the memory_transport, and the
 // io_context must be stopped (or have run out of work) before either is
@@ -200,8 +201,14 @@ public:
             answered = client_->answer_pings_;
         }
         if (!answered)
-            post_after(pong_timeout_ms, [self = shared_from_this()] { self->finish(1006); });
+            post_after(pong_timeout_ms, [self = shared_from_this()] {
+                if (self->closed_) return;
+                self->heartbeat_failed_ = true;
+                self->finish(1006);
+            });
     }
+
+    bool heartbeat_failed() const noexcept override { return heartbeat_failed_; }
 
     std::size_t buffered_amount() const override {
         std::lock_guard<std::mutex> lock(client_->mutex_);
@@ -275,6 +282,7 @@ private:
     std::string remote_;
     bool closed_ = false;      // strand only
     bool close_sent_ = false;  // strand only
+    bool heartbeat_failed_ = false;  // strand only: dropped for a missing pong
 };
 
 }  // namespace detail

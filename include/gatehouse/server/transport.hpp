@@ -68,6 +68,8 @@ public:
     /// the transport drops the connection (`on_close` with 1006). Call only
     /// on the connection's context.
     virtual void ping(std::uint32_t pong_timeout_ms) = 0;
+    /// True once the transport dropped the connection because no pong arrived within ping()'s pong_timeout_ms (on_close then reports 1006). Call only on the connection's context.
+    virtual bool heartbeat_failed() const noexcept { return false; }
     /// Bytes queued for sending and not yet handed to the socket.
     virtual std::size_t buffered_amount() const = 0;
     /// send() unless buffered_amount() plus this message would exceed
