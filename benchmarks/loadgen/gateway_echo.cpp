@@ -57,6 +57,8 @@ int main(int argc, char** argv) try {
     o.connect_burst = 1000000;
     o.messages_per_minute = 4000000000u;
     o.message_burst = 4000000000u;
+    o.account_messages_per_minute = o.messages_per_minute;
+    o.account_message_burst = o.message_burst;
     o.max_send_queue_bytes = 64 * 1024 * 1024;
     o.manifest_delay = std::chrono::milliseconds(0);
 

@@ -11,6 +11,10 @@
 // Usage: game_gateway [--host 127.0.0.1] [--port 9000] [--threads 1]
 //        (or GATEHOUSE_HOST / GATEHOUSE_PORT / GATEHOUSE_THREADS)
 // Stops cleanly on SIGINT/SIGTERM: every connection is closed with 1001.
+//
+// Players are shown as they come and go, through the gateway's lifecycle
+// hooks (server/session_observer.hpp): a line when a player joins, drops,
+// comes back and leaves, with the reason.
 #include <gatehouse/auth/jwt_signer.hpp>
 #include <gatehouse/auth/jwt_validator.hpp>
 #include <gatehouse/server/gateway.hpp>
@@ -23,7 +27,9 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <ctime>
 #include <iostream>
+#include <mutex>
 #include <string>
 #include <thread>
 
@@ -139,6 +145,44 @@ void add_demo_endpoints(s::gateway& gw) {
                     });
 }
 
+/// One line per lifecycle event on stdout. Hooks run on the gateway's
+/// observer thread, never on an I/O thread; the lock keeps lines whole.
+class player_log final : public s::session_observer {
+public:
+    void on_opened(const s::session_event& e) override {
+        line(e, "joined", std::string("from ") + std::string(e.remote_address));
+    }
+    void on_parked(const s::session_event& e) override {
+        const auto left = std::chrono::duration_cast<std::chrono::seconds>(e.parked_until -
+                                                                           std::chrono::system_clock::now());
+        line(e, "dropped", std::string(s::session_end_reason_name(e.reason)) + ", close " +
+                               std::to_string(e.close_code) + "; seat kept " + std::to_string(left.count()) + " s");
+    }
+    void on_resumed(const s::session_event& e) override {
+        line(e, "resumed", std::string(s::session_resume_kind_name(e.resumed)) + " from " +
+                               std::string(e.remote_address));
+    }
+    void on_moved(const s::session_event& e) override { line(e, "moved", "to another node"); }
+    void on_closed(const s::session_event& e) override {
+        line(e, "left", std::string(s::session_end_reason_name(e.reason)) +
+                            (e.close_code ? ", close " + std::to_string(e.close_code) : std::string()));
+    }
+
+private:
+    void line(const s::session_event& e, const char* what, const std::string& detail) {
+        const auto now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+        char stamp[16];
+        std::tm parts{};
+        localtime_r(&now, &parts);
+        std::strftime(stamp, sizeof stamp, "%H:%M:%S", &parts);
+        std::lock_guard<std::mutex> lock(mutex_);
+        std::cout << stamp << " player " << e.account_id << " (session " << e.session_id.substr(0, 8) << ") " << what
+                  << ": " << detail << '\n'
+                  << std::flush;
+    }
+    std::mutex mutex_;
+};
+
 }  // namespace
 
 int main(int argc, char** argv) try {
@@ -157,6 +201,12 @@ int main(int argc, char** argv) try {
     options.log = [](s::log_level level, std::string_view line) {
         if (level >= s::log_level::warning) std::cerr << "gatehouse: " << line << '\n';
     };
+    options.observer = std::make_shared<player_log>();
+    // Everything clients relied on before the per-account rate limit
+    // existed still holds: an account's 16 sessions may each use their own
+    // per-connection budget.
+    options.account_messages_per_minute = options.messages_per_minute * 16;
+    options.account_message_burst = options.message_burst * 16;
 
     s::gateway gw(options, demo_validator(), std::make_shared<gatehouse::session::memory_session_store>());
     add_demo_endpoints(gw);

@@ -147,12 +147,15 @@ inline std::vector<message> decode_all(const std::vector<s::memory_frame>& frame
 
 struct harness {
     explicit harness(s::gateway_options options = default_options(), bool with_threads = false)
-        : validator(std::make_shared<scripted_validator>()),
-          store(std::make_shared<session::memory_session_store>()),
-          gw(std::move(options), validator, store),
-          transport(io, gw.transport_side()) {
+        : harness(std::move(options), std::make_shared<session::memory_session_store>()) {
         (void)with_threads;
     }
+    /// With a store of the test's own (short timeouts, an injected clock).
+    harness(s::gateway_options options, std::shared_ptr<session::memory_session_store> own_store)
+        : validator(std::make_shared<scripted_validator>()),
+          store(std::move(own_store)),
+          gw(std::move(options), validator, store),
+          transport(io, gw.transport_side()) {}
 
     ~harness() {
         for (auto& c : clients)

@@ -92,6 +92,8 @@ inline s::gateway_options socket_options(std::size_t io_threads = 1) {
     o.io_threads = io_threads;
     o.messages_per_minute = 6000000;
     o.message_burst = 100000;
+    o.account_messages_per_minute = o.messages_per_minute;
+    o.account_message_burst = o.message_burst;
     return o;
 }
 

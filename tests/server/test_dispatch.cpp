@@ -281,6 +281,8 @@ TEST_CASE("bad input: random frames never break the connection or other sessions
     auto o = default_options();
     o.message_burst = 100000;
     o.messages_per_minute = 6000000;
+    o.account_message_burst = o.message_burst;
+    o.account_messages_per_minute = o.messages_per_minute;
     o.max_payload_size = 512;
     o.max_message_size = 1024;
     fixture f(o);

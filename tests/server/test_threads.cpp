@@ -58,6 +58,8 @@ TEST_CASE("two I/O threads, handlers answering from a worker thread: every reply
     auto o = default_options();
     o.messages_per_minute = 1000000;
     o.message_burst = 100000;
+    o.account_messages_per_minute = o.messages_per_minute;
+    o.account_message_burst = o.message_burst;
     o.max_in_flight = 4;
     harness h(o);
     auto pool = std::make_shared<worker>();

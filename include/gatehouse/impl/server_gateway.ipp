@@ -11,6 +11,7 @@
 #include <gatehouse/routing/event.hpp>
 #include <gatehouse/routing/meta.hpp>
 #include <gatehouse/server/deadline_queue.hpp>
+#include <gatehouse/server/detail/session_events.hpp>
 #include <gatehouse/server/gateway.hpp>
 #include <gatehouse/session/session.hpp>
 
@@ -68,6 +69,24 @@ struct token_bucket {
         return true;
     }
 };
+
+/// The message bucket one account's sessions on this node share. Its own
+/// lock: connections of one account may run on different I/O threads, and
+/// no other account waits for it.
+struct account_bucket {
+    std::mutex mutex;
+    token_bucket bucket;
+    bool take(double capacity, double per_second, steady::time_point now) {
+        std::lock_guard<std::mutex> lock(mutex);
+        return bucket.take(capacity, per_second, now);
+    }
+};
+
+/// Whether `address` is a loopback peer (127.0.0.0/8, ::1; IPv4-mapped
+/// addresses arrive as IPv4).
+inline bool is_loopback_address(std::string_view address) noexcept {
+    return address == "::1" || address.rfind("127.", 0) == 0;
+}
 
 /// Connect-rate limit per source address. Upgrades are not the message
 /// path: one mutex is fine here.
@@ -278,6 +297,20 @@ inline protocol::guid random_peer_guid() {
     return g;
 }
 
+/// Why gateway_core::kick closes sessions.
+enum class kick_kind : std::uint8_t {
+    revoked,   ///< 4002 "kicked" (revocation on any node)
+    replaced,  ///< 4002 "replaced by a newer session" (login policy replace_oldest)
+    moved,     ///< 4002 "replaced by a connection on another node" (session_taken)
+};
+
+/// How a connection of an attached session ended, for the observer.
+struct session_ending {
+    session_end_reason reason = session_end_reason::client_closed;
+    std::uint16_t close_code = 0;
+    bool moved = false;  ///< another node took the session: `moved`, not `closed`
+};
+
 /// Who a session is, for revocation matching (live or parked).
 struct session_keys {
     const std::string& session_id;
@@ -349,15 +382,72 @@ public:
     /// Whether `remote` may read metrics_path: loopback, or the allow-list when set.
     bool metrics_allowed(std::string_view remote) const;
 
+    /// What an attached connection brings to register_session.
+    struct attach_facts {
+        bool created = false;       ///< the store created the record for it
+        std::string previous_node;  ///< the record's node_id before this attach ("" none)
+    };
     /// Registers an attached session; returns the connection it replaces (if
     /// any) through `replaced`; when the session was parked, sets `resumed`
-    /// and hands over the events queued for it. False when the account is at
-    /// its cap.
-    bool register_session(const std::shared_ptr<connection_state>& connection,
-                          std::shared_ptr<connection_state>& replaced, bool& resumed, event_queue& queued);
+    /// and hands over the events queued for it. Sessions the login policy
+    /// replace_oldest closes for it are added to `displaced`. Reports opened
+    /// or resumed to the observer. False when the account is at its cap.
+    bool register_session(const std::shared_ptr<connection_state>& connection, const attach_facts& facts,
+                          std::shared_ptr<connection_state>& replaced, bool& resumed, event_queue& queued,
+                          std::vector<std::shared_ptr<connection_state>>& displaced);
     /// The connection is gone: the session leaves the registry, or is parked
-    /// when `park` (with `held`, the events it could not send).
-    void unregister(connection_state& connection, bool park, event_queue held);
+    /// when `park` (with `held`, the events it could not send). Reports
+    /// parked, moved or closed (`ending`) to the observer.
+    void unregister(connection_state& connection, bool park, event_queue held, const session_ending& ending);
+
+    // --- lifecycle hooks (options.observer) ---
+    /// Null without an observer.
+    std::unique_ptr<session_event_dispatcher> observer_events;
+    /// Hands one event to the observer thread (nothing without an observer).
+    /// Called under the registry lock, where the transitions happen, so
+    /// that a session's events keep their order.
+    void emit(session_event_kind kind, const std::string& session_id, const std::string& account_id,
+              session_ending ending = {}, std::string remote = {}) const {
+        if (!observer_events) return;
+        queued_session_event e;
+        e.kind = kind;
+        e.session_id = session_id;
+        e.account_id = account_id;
+        e.reason = ending.reason;
+        e.close_code = ending.close_code;
+        e.remote_address = std::move(remote);
+        observer_events->post(std::move(e));
+    }
+    void emit(queued_session_event e) const {
+        if (observer_events) observer_events->post(std::move(e));
+    }
+    /// The session's lifetime ended on this node: the store's record stops
+    /// naming it (so another node attaching it later opens a new lifetime,
+    /// and presence stops listing it).
+    void release_in_store(const std::string& session_id);
+
+    // --- liveness ---
+    static std::chrono::milliseconds pick_refresh_interval(const gateway_options& o, const session::session_timing& t) {
+        if (o.session_refresh_interval.count() > 0) return o.session_refresh_interval;
+        if (t.idle_timeout.count() > 0) return std::max(std::chrono::milliseconds(1), t.idle_timeout / 4);
+        return std::chrono::minutes(1);
+    }
+    std::atomic<std::uint64_t> session_refreshes{0};
+    std::atomic<std::uint64_t> session_refresh_failures{0};
+    /// steady ms of the last refresh failure logged (one line a second at most).
+    std::atomic<std::int64_t> refresh_failure_logged{0};
+    void refresh_failed(const std::error_code& ec);
+
+    // --- abuse limits ---
+    std::atomic<std::uint64_t> account_rate_limited{0};
+    /// The shared message bucket of an account's sessions here. Registry lock held.
+    std::unordered_map<std::string, std::shared_ptr<account_bucket>> account_buckets;
+    /// Connections per source address (loopback aside unless limited).
+    std::mutex addresses_mutex;
+    std::unordered_map<std::string, std::size_t> address_connections;
+    /// Counts a connection from `address`; false (nothing counted) at the cap.
+    bool admit_address(std::string_view address);
+    void release_address(const std::string& address);
     std::shared_ptr<connection_state> find_session(std::string_view session_id) const;
     std::size_t account_sessions(const std::string& account_id, const std::string& except_session) const;
     /// Live (not parked) sessions of an account. Registry lock held.
@@ -380,8 +470,10 @@ public:
     void queue_parked_locked(parked_session& parked, queued_event event, steady::time_point now);
     /// Drops events older than reconnect_queue_max_age. Registry lock held.
     void prune_parked_locked(parked_session& parked, steady::time_point now);
-    /// Forgets a parked session: its queue, groups and account. Registry lock held.
-    void forget_parked_locked(std::unordered_map<std::string, parked_session>::iterator it);
+    /// Forgets a parked session: its queue, groups and account; reports
+    /// closed (`reason`), or moved. Registry lock held.
+    void forget_parked_locked(std::unordered_map<std::string, parked_session>::iterator it, session_end_reason reason,
+                              bool moved = false);
     void forget_session_locked(const std::string& session_id, const std::string& account_id);
     /// Arms the parked session's timer for `wake`, if earlier than the armed one.
     void arm_parked_locked(parked_session& parked, steady::time_point wake);
@@ -389,13 +481,13 @@ public:
 
     /// Posts a close to every open connection (shutdown).
     void close_all(std::uint16_t code, std::string_view reason);
-    /// Posts 4002 (`close_reason`) to every attached connection `matches`
-    /// selects and forgets every parked session it selects (the predicate
-    /// gets session_keys and runs under the registry lock); returns how many.
+    /// Posts 4002 to every attached connection `matches` selects and
+    /// forgets every parked session it selects (the predicate gets
+    /// session_keys and runs under the registry lock); returns how many.
     /// With `handed_over`, the events queued for the forgotten parked
     /// sessions are moved there (in push order) instead of being dropped.
     template <class Predicate>
-    std::size_t kick(Predicate matches, std::string_view close_reason = "kicked",
+    std::size_t kick(Predicate matches, kick_kind kind = kick_kind::revoked,
                      std::vector<std::shared_ptr<const std::string>>* handed_over = nullptr);
 
     // --- peers (§12) ---
@@ -441,6 +533,11 @@ public:
     const std::shared_ptr<auth::token_validator> validator;
     const std::shared_ptr<session::session_store> store;
     routing::endpoint_registry registry;
+    /// The store's expiry rules (session_store::timing()).
+    const session::session_timing store_timing = store->timing();
+    /// How often a connected session is touched (options, else a quarter of
+    /// the store's idle_timeout, else one minute).
+    const std::chrono::milliseconds refresh_interval = pick_refresh_interval(options, store_timing);
 
     std::atomic<std::size_t> connections{0};
     std::atomic<std::uint64_t> upgrades_accepted{0};
@@ -504,6 +601,12 @@ public:
     void bus_publish(cluster::message_kind kind, std::string_view target, std::string_view payload);
     /// A message from another node (the bus's executor).
     void on_bus_message(const cluster::bus_message& message);
+    /// to_node payload asking the node to close one of its sessions for the
+    /// login policy replace_oldest ("gatehouse.replace:<session id>").
+    static constexpr std::string_view replace_command = "gatehouse.replace:";
+    /// replace_oldest across nodes: the account's sessions in the shared
+    /// store beyond the cap, oldest first, are closed where they are held.
+    void replace_oldest_in_cluster(const std::string& account_id, const std::string& newcomer);
 
     // --- local delivery of a pushed event frame (push_* and the bus) ---
     std::size_t push_local_session(const std::string& session_id, std::shared_ptr<const std::string> frame);
@@ -577,6 +680,36 @@ public:
     /// then immutable like session_id; revocation matching reads it from
     /// other threads. Handlers get info_, which a refresh replaces.
     std::shared_ptr<const routing::session_info> attached_info;
+    /// The session's created_at in the store: set before registration, then
+    /// immutable (replace_oldest compares it under the registry lock).
+    session::time_point session_created{};
+    /// Counted in gateway_core::address_connections (connection executor).
+    bool address_counted = false;
+    /// Chosen by the login policy replace_oldest to make room (registry lock).
+    bool replaced_by_policy = false;
+    /// At registration (connection executor).
+    void share_account_bucket(std::shared_ptr<account_bucket> bucket) noexcept { account_bucket_ = std::move(bucket); }
+    /// The source address: the upgrade's, then the attached session's.
+    const std::string& remote_address() const noexcept {
+        static const std::string none;
+        if (upgrade) return upgrade->remote;
+        return attached_info ? attached_info->remote_address : none;
+    }
+
+    /// Why this side is closing, for the observer (kept from the first
+    /// decision to close: later ones do not change it).
+    void mark_end(session_end_reason reason) noexcept {
+        if (!has_end_reason_ && !closing_ && !notifying_) {
+            has_end_reason_ = true;
+            end_reason_ = reason;
+        }
+    }
+    /// Another node took the session (session_taken).
+    void mark_moved() noexcept {
+        if (!closing_ && !notifying_) moved_ = true;
+    }
+    /// How the connection ended, once closed (`peer_code` as on_close got it).
+    session_ending ending(std::uint16_t peer_code) const noexcept;
 
     void start();
     void validated();
@@ -671,8 +804,12 @@ private:
 
     void attach();
     /// `existed`: the session was stored before this connection (a
-    /// reconnection, or a credential naming an existing session).
-    void attached(session::session_record record, bool existed);
+    /// reconnection, or a credential naming an existing session);
+    /// `previous_node`: the node its record named before this attach.
+    void attached(session::session_record record, bool existed, std::string previous_node);
+    /// Touches the session in the store (liveness), at most one at a time.
+    void refresh();
+    void refresh_answered(std::error_code ec);
     void attach_failed(std::error_code error);
     void send_manifest(std::string_view reason);
     void reply_error(const protocol::frame_view& frame, protocol::response_code code);
@@ -721,6 +858,19 @@ private:
     bool notifying_ = false;
     /// When the current credential expires (refresh moves it); zero: never.
     std::optional<std::chrono::system_clock::time_point> token_expiry_;
+    /// The validator's leeway past token_expiry_ (auth::identity::expiry_leeway).
+    std::chrono::seconds expiry_leeway_{0};
+    /// created_at + the store's max_lifetime; zero: the store does not say.
+    std::optional<std::chrono::system_clock::time_point> lifetime_end_;
+    /// The account's bucket shared by its sessions here.
+    std::shared_ptr<account_bucket> account_bucket_;
+    /// Liveness: the next touch of the session (zero: none), one at a time.
+    steady::time_point next_refresh_{};
+    bool refreshing_ = false;
+    std::uint8_t refresh_failures_ = 0;
+    bool has_end_reason_ = false;
+    session_end_reason end_reason_ = session_end_reason::client_closed;
+    bool moved_ = false;
 
     // --- timed work (see gateway_core "timers"); zero: nothing scheduled ---
     steady::time_point wake_{};          ///< the wake-up last requested
@@ -938,7 +1088,8 @@ inline upgrade_decision gateway_core::on_upgrade(const upgrade_request& request)
         }
     }
 
-    if (connection->upgrade->identity_ready) {
+    if (connection->upgrade->identity_ready &&
+        options.account_session_policy == gateway_options::session_policy::refuse_newest) {
         const auto& who = connection->upgrade->identity;
         const auto sid = session_id_for(who, options.guid_salt);
         if (account_sessions(who.subject, sid) >= options.max_sessions_per_account)
@@ -949,6 +1100,11 @@ inline upgrade_decision gateway_core::on_upgrade(const upgrade_request& request)
         connections.fetch_sub(1, std::memory_order_acq_rel);
         return refuse(upgrade_result::over_capacity, "Server at capacity");
     }
+    if (!admit_address(request.remote_address())) {
+        connections.fetch_sub(1, std::memory_order_acq_rel);
+        return refuse(upgrade_result::address_limit, "Too many connections from this address");
+    }
+    connection->address_counted = true;
     upgrades_accepted.fetch_add(1, std::memory_order_relaxed);
     count_upgrade(upgrade_result::accepted);
     upgrade_decision accept;
@@ -988,6 +1144,11 @@ inline void gateway_core::on_close(const std::shared_ptr<transport_connection>& 
     if (!connection) return;
     const bool park = connection->parkable(code) && options.reconnect_queue_max_bytes > 0 &&
                       !stopping.load(std::memory_order_acquire);
+    if (connection->address_counted) {
+        connection->address_counted = false;
+        release_address(connection->remote_address());
+    }
+    const auto ending = connection->ending(code);
     connection->on_closed();
     if (metrics && connection->counted_open) {
         connection->counted_open = false;
@@ -997,8 +1158,53 @@ inline void gateway_core::on_close(const std::shared_ptr<transport_connection>& 
         std::lock_guard<std::mutex> lock(registry_mutex);
         open_connections.erase(connection->id());
     }
-    unregister(*connection, park, connection->take_held());
+    unregister(*connection, park, connection->take_held(), ending);
     connections.fetch_sub(1, std::memory_order_acq_rel);
+}
+
+inline bool gateway_core::admit_address(std::string_view address) {
+    if (!options.limit_loopback_addresses && is_loopback_address(address)) return true;
+    std::lock_guard<std::mutex> lock(addresses_mutex);
+    auto& count = address_connections[std::string(address)];
+    if (count >= options.max_connections_per_address) {
+        if (count == 0) address_connections.erase(std::string(address));
+        return false;
+    }
+    ++count;
+    return true;
+}
+
+inline void gateway_core::release_address(const std::string& address) {
+    if (!options.limit_loopback_addresses && is_loopback_address(address)) return;
+    std::lock_guard<std::mutex> lock(addresses_mutex);
+    const auto it = address_connections.find(address);
+    if (it == address_connections.end()) return;
+    if (--it->second == 0) address_connections.erase(it);
+}
+
+inline void gateway_core::refresh_failed(const std::error_code& ec) {
+    session_refresh_failures.fetch_add(1, std::memory_order_relaxed);
+    // One line a second at most: a store outage fails every session's refresh.
+    const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(steady::now().time_since_epoch()).count();
+    auto last = refresh_failure_logged.load(std::memory_order_relaxed);
+    if (now - last < 1000 || !refresh_failure_logged.compare_exchange_strong(last, now)) return;
+    log(log_level::warning, "session store: could not refresh a connected session (retrying; " +
+                                std::to_string(session_refresh_failures.load(std::memory_order_relaxed)) +
+                                " failures so far): " + ec.message());
+}
+
+inline void gateway_core::release_in_store(const std::string& session_id) {
+    // Only while the record still names this node: a node that took the
+    // session meanwhile has written its own id. (Not atomic: a take racing
+    // this load and update can lose its id; the record then looks ended.)
+    auto store_ptr = store;
+    std::weak_ptr<gateway_core> weak = weak_from_this();
+    store->load(session_id, [weak, store_ptr](std::error_code ec, session::session_record record) {
+        auto core = weak.lock();
+        if (!core || ec || record.node_id != core->queue_node) return;
+        record.node_id.clear();
+        store_ptr->update(std::move(record), [](std::error_code, session::session_record) {});
+    });
 }
 
 inline std::size_t gateway_core::live_account_sessions_locked(const std::string& account_id,
@@ -1017,15 +1223,56 @@ inline std::size_t gateway_core::account_sessions(const std::string& account_id,
 }
 
 inline bool gateway_core::register_session(const std::shared_ptr<connection_state>& connection,
-                                           std::shared_ptr<connection_state>& replaced, bool& resumed,
-                                           event_queue& queued) {
+                                           const attach_facts& facts, std::shared_ptr<connection_state>& replaced,
+                                           bool& resumed, event_queue& queued,
+                                           std::vector<std::shared_ptr<connection_state>>& displaced) {
     std::lock_guard<std::mutex> lock(registry_mutex);
     // Parked sessions of the account do not count: their clients are away.
-    if (live_account_sessions_locked(connection->account_id, connection->session_id) >=
-        options.max_sessions_per_account)
-        return false;
+    const auto live = live_account_sessions_locked(connection->account_id, connection->session_id);
+    if (live >= options.max_sessions_per_account) {
+        if (options.account_session_policy != gateway_options::session_policy::replace_oldest) return false;
+        // The oldest live sessions make room (the store's created_at; ties by id).
+        std::vector<std::shared_ptr<connection_state>> others;
+        for (const auto& sid : accounts[connection->account_id]) {
+            const auto it = sessions.find(sid);
+            if (it != sessions.end() && sid != connection->session_id && !it->second->replaced_by_policy)
+                others.push_back(it->second);
+        }
+        std::sort(others.begin(), others.end(), [](const auto& a, const auto& b) {
+            return a->session_created != b->session_created ? a->session_created < b->session_created
+                                                            : a->session_id < b->session_id;
+        });
+        const auto excess = others.size() + 1 - std::min(others.size() + 1, options.max_sessions_per_account);
+        for (std::size_t i = 0; i < excess && i < others.size(); ++i) {
+            others[i]->replaced_by_policy = true;
+            displaced.push_back(others[i]);
+        }
+    }
     const auto was_parked = parked.find(connection->session_id);
     auto& slot = sessions[connection->session_id];
+    {
+        queued_session_event event;
+        event.session_id = connection->session_id;
+        event.account_id = connection->account_id;
+        if (observer_events) event.remote_address = connection->remote_address();
+        if (slot && slot != connection) {
+            event.kind = session_event_kind::resumed;
+            event.resumed = session_resume_kind::takeover;
+        } else if (was_parked != parked.end()) {
+            event.kind = session_event_kind::resumed;
+            event.resumed = session_resume_kind::after_park;
+        } else if (!facts.previous_node.empty() && facts.previous_node != queue_node) {
+            event.kind = session_event_kind::resumed;
+            event.resumed = session_resume_kind::from_other_node;
+        } else {
+            event.kind = session_event_kind::opened;
+            event.created = facts.created;
+        }
+        emit(std::move(event));
+    }
+    auto& bucket = account_buckets[connection->account_id];
+    if (!bucket) bucket = std::make_shared<account_bucket>();
+    connection->share_account_bucket(bucket);
     // New to this node (not a local replacement, not a parked one back):
     // claim it in the cluster; its previous node, if any, is told to let go.
     if (!slot && was_parked == parked.end()) bus_interest(cluster::interest_kind::session, connection->session_id, true);
@@ -1063,6 +1310,7 @@ inline void gateway_core::forget_session_locked(const std::string& session_id, c
         }
         if (ids.empty()) {
             accounts.erase(account);
+            account_buckets.erase(account_id);
             bus_interest(cluster::interest_kind::account, account_id, false);
         }
     }
@@ -1335,18 +1583,57 @@ inline void gateway_core::on_bus_message(const cluster::bus_message& m) {
         // connection on another node. Close ours; what was queued here while
         // it was parked follows it (the directory names the new node now).
         std::vector<std::shared_ptr<const std::string>> queued;
-        const auto n = kick([&](const session_keys& k) { return k.session_id == target; },
-                            "replaced by a connection on another node", &queued);
+        const auto n = kick([&](const session_keys& k) { return k.session_id == target; }, kick_kind::moved,
+                            &queued);
         if (n || !queued.empty()) cluster_sessions_taken.fetch_add(1, std::memory_order_relaxed);
         for (const auto& frame : queued) bus_publish(message_kind::to_session, target, *frame);
         return;
     }
-    case message_kind::to_node:
-        return;  // not used by the gateway: counted as received only
+    case message_kind::to_node: {
+        // Commands between gateways; anything else is counted as received only.
+        const std::string_view payload = m.payload;
+        if (payload.rfind(replace_command, 0) == 0) {
+            const std::string sid(payload.substr(replace_command.size()));
+            kick([&](const session_keys& k) { return k.session_id == sid; }, kick_kind::replaced);
+        }
+        return;
+    }
     }
 }
 
-inline void gateway_core::unregister(connection_state& connection, bool park, event_queue held) {
+inline void gateway_core::replace_oldest_in_cluster(const std::string& account_id, const std::string& newcomer) {
+    std::weak_ptr<gateway_core> weak = weak_from_this();
+    store->list_account(account_id, [weak, newcomer](std::error_code ec, std::vector<session::session_record> records) {
+        auto core = weak.lock();
+        if (!core) return;
+        if (ec) {
+            core->log(log_level::warning, "login policy: could not list an account's sessions: " + ec.message());
+            return;
+        }
+        // Sessions a node holds (a lifetime that ended names none), oldest first.
+        records.erase(std::remove_if(records.begin(), records.end(),
+                                     [](const session::session_record& r) { return r.node_id.empty(); }),
+                      records.end());
+        const auto cap = core->options.max_sessions_per_account;
+        if (records.size() <= cap) return;
+        std::sort(records.begin(), records.end(), [](const auto& a, const auto& b) {
+            return a.created_at != b.created_at ? a.created_at < b.created_at : a.session_id < b.session_id;
+        });
+        auto excess = records.size() - cap;
+        for (const auto& r : records) {
+            if (excess == 0) break;
+            if (r.session_id == newcomer) continue;
+            --excess;
+            if (r.node_id == core->queue_node)
+                core->kick([&](const session_keys& k) { return k.session_id == r.session_id; }, kick_kind::replaced);
+            else
+                core->bus_publish(cluster::message_kind::to_node, r.node_id, std::string(replace_command) + r.session_id);
+        }
+    });
+}
+
+inline void gateway_core::unregister(connection_state& connection, bool park, event_queue held,
+                                     const session_ending& ending) {
     if (connection.session_id.empty()) return;
     std::shared_ptr<connection_state> successor;
     {
@@ -1358,8 +1645,13 @@ inline void gateway_core::unregister(connection_state& connection, bool park, ev
             if (it != sessions.end()) successor = it->second;
         } else {
             sessions.erase(it);
-            if (!park) {
+            if (ending.moved) {
                 forget_session_locked(connection.session_id, connection.account_id);
+                emit(session_event_kind::moved, connection.session_id, connection.account_id, ending);
+            } else if (!park) {
+                forget_session_locked(connection.session_id, connection.account_id);
+                emit(session_event_kind::closed, connection.session_id, connection.account_id, ending);
+                release_in_store(connection.session_id);
             } else {
                 const auto now = steady::now();
                 auto& entry = parked[connection.session_id];
@@ -1395,6 +1687,16 @@ inline void gateway_core::unregister(connection_state& connection, bool park, ev
                 }
                 log(log_level::debug, "session parked for reconnection with " + std::to_string(entry.queue.size()) +
                                           " queued events");
+                if (observer_events) {
+                    queued_session_event event;
+                    event.kind = session_event_kind::parked;
+                    event.session_id = entry.session_id;
+                    event.account_id = entry.account_id;
+                    event.reason = ending.reason;
+                    event.close_code = ending.close_code;
+                    event.parked_until = std::chrono::system_clock::now() + options.reconnect_window;
+                    emit(std::move(event));
+                }
                 arm_parked_locked(entry, entry.queue.empty()
                                              ? entry.until
                                              : std::min(entry.until, entry.queue.front().pushed_at +
@@ -1499,7 +1801,7 @@ inline void gateway_core::parked_timer(const std::string& session_id, steady::ti
         queued_events_dropped.fetch_add(left, std::memory_order_relaxed);
         log(log_level::debug, "parked session expired without reconnection; " +
                                   std::to_string(entry.dropped + left) + " events dropped");
-        forget_parked_locked(it);
+        forget_parked_locked(it, session_end_reason::reconnect_window_elapsed);
         return;
     }
     prune_parked_locked(entry, now);
@@ -1508,11 +1810,18 @@ inline void gateway_core::parked_timer(const std::string& session_id, steady::ti
                                                                              options.reconnect_queue_max_age));
 }
 
-inline void gateway_core::forget_parked_locked(std::unordered_map<std::string, parked_session>::iterator it) {
+inline void gateway_core::forget_parked_locked(std::unordered_map<std::string, parked_session>::iterator it,
+                                               session_end_reason reason, bool moved) {
     parked_bytes -= it->second.queue.bytes();
     parked_events -= it->second.queue.size();
     // Nobody else may hold this session now: it has no connection.
-    if (sessions.count(it->first) == 0) forget_session_locked(it->first, it->second.account_id);
+    if (sessions.count(it->first) == 0) {
+        forget_session_locked(it->first, it->second.account_id);
+        session_ending ending;
+        ending.reason = reason;
+        emit(moved ? session_event_kind::moved : session_event_kind::closed, it->first, it->second.account_id, ending);
+        if (!moved && reason != session_end_reason::revoked) release_in_store(it->first);
+    }
     parked.erase(it);
 }
 
@@ -1585,12 +1894,13 @@ inline void gateway_core::close_all(std::uint16_t code, std::string_view reason)
     }
     for (const auto& target : targets)
         connection_state::post(target, [code, why = std::string(reason)](connection_state& c) {
+            c.mark_end(session_end_reason::node_stopping);
             c.notify_and_close(code, why, protocol::disconnect_reason::server_shutdown, code == 1001);
         });
 }
 
 template <class Predicate>
-std::size_t gateway_core::kick(Predicate matches, std::string_view close_reason,
+std::size_t gateway_core::kick(Predicate matches, kick_kind kind,
                                std::vector<std::shared_ptr<const std::string>>* handed_over) {
     std::vector<std::shared_ptr<connection_state>> targets;
     {
@@ -1616,13 +1926,29 @@ std::size_t gateway_core::kick(Predicate matches, std::string_view close_reason,
                     // Revoked: what the store holds for it will never be taken.
                     if (queue_store) queue_store->discard(current->first, [](std::error_code) {});
                 }
-                forget_parked_locked(current);
+                forget_parked_locked(current, kind == kick_kind::replaced ? session_end_reason::replaced
+                                                                           : session_end_reason::revoked,
+                                     kind == kick_kind::moved);
             }
         }
     }
     for (const auto& target : targets)
-        connection_state::post(target, [why = std::string(close_reason)](connection_state& c) {
-            c.notify_and_close(4002, why, protocol::disconnect_reason::kicked, false);
+        connection_state::post(target, [kind](connection_state& c) {
+            switch (kind) {
+            case kick_kind::revoked:
+                c.mark_end(session_end_reason::revoked);
+                c.notify_and_close(4002, "kicked", protocol::disconnect_reason::kicked, false);
+                return;
+            case kick_kind::replaced:
+                c.mark_end(session_end_reason::replaced);
+                c.notify_and_close(4002, "replaced by a newer session", protocol::disconnect_reason::kicked, false);
+                return;
+            case kick_kind::moved:
+                c.mark_moved();
+                c.notify_and_close(4002, "replaced by a connection on another node",
+                                   protocol::disconnect_reason::kicked, false);
+                return;
+            }
         });
     return targets.size();
 }
@@ -1727,24 +2053,30 @@ inline void connection_state::attach() {
     std::weak_ptr<connection_state> weak = weak_from_this();
     // Store completions may run inline or on any thread: come back to the
     // connection's executor before touching its state.
-    auto finish_as = [weak](bool existed) {
-        return [weak, existed](std::error_code ec, session::session_record record) {
+    // `previous_node`: the node the stored record named before this attach;
+    // none: the record handed to the completion still names it.
+    auto finish_as = [weak](bool existed, std::optional<std::string> previous_node) {
+        return [weak, existed, previous_node = std::move(previous_node)](std::error_code ec,
+                                                                          session::session_record record) {
             auto self = weak.lock();
             if (!self) return;
-            connection_state::post(self, [ec, existed, record = std::move(record)](connection_state& c) mutable {
-                if (ec)
+            connection_state::post(self, [ec, existed, previous_node,
+                                          record = std::move(record)](connection_state& c) mutable {
+                if (ec) {
                     c.attach_failed(ec);
-                else
-                    c.attached(std::move(record), existed);
+                } else {
+                    std::string node = previous_node ? *previous_node : record.node_id;
+                    c.attached(std::move(record), existed, std::move(node));
+                }
             });
         };
     };
-    auto finish = finish_as(false);
+    auto finish = finish_as(false, std::string());
 
     if (reconnecting_) {
         auto token = std::move(upgrade->reconnect_token);
         upgrade->reconnect_token.clear();
-        store.consume_reconnect_token(token, finish_as(true));
+        store.consume_reconnect_token(token, finish_as(true, std::nullopt));
         return;
     }
 
@@ -1766,7 +2098,7 @@ inline void connection_state::attach() {
     // reconnect with the same token), else create it under that id.
     auto store_ptr = core_->store;
     const std::string id = record.session_id;
-    store.load(id, [store_ptr, record = std::move(record), finish, finish_existing = finish_as(true)](
+    store.load(id, [store_ptr, record = std::move(record), finish, finish_as](
                        std::error_code ec, session::session_record existing) mutable {
         if (ec == session::session_errc::not_found) {
             // Losing a creation race (already_exists) fails the attach: the
@@ -1782,6 +2114,8 @@ inline void connection_state::attach() {
             finish(session::session_errc::invalid_account_id, {});
             return;
         }
+        // The node it named before: another node's (it moves here) or none.
+        auto finish_existing = finish_as(true, existing.node_id);
         existing.roles = std::move(record.roles);
         existing.permissions = std::move(record.permissions);
         existing.token_expires_at = record.token_expires_at;
@@ -1807,7 +2141,7 @@ inline void connection_state::attach_failed(std::error_code error) {
     }
 }
 
-inline void connection_state::attached(session::session_record record, bool existed) {
+inline void connection_state::attached(session::session_record record, bool existed, std::string previous_node) {
     if (closing_ || phase_ != phase::attaching || !upgrade) return;
     auto& identity = upgrade->identity;
     if (reconnecting_) {
@@ -1820,10 +2154,15 @@ inline void connection_state::attached(session::session_record record, bool exis
     }
     session_id = record.session_id;
     account_id = record.account_id;
+    session_created = record.created_at;
+    const auto& timing = core_->store_timing;
+    if (timing.max_lifetime.count() > 0 && record.created_at != session::time_point{})
+        lifetime_end_ = record.created_at + timing.max_lifetime;
 
     // The identity moves into the shared session_info: one copy per
     // connection (its claims, session key...), read through attached_info.
     token_expiry_ = identity.expires_at;
+    expiry_leeway_ = identity.expiry_leeway;
     auto info = std::make_shared<routing::session_info>();
     info->session_id = session_id;
     info->account_id = account_id;
@@ -1837,11 +2176,30 @@ inline void connection_state::attached(session::session_record record, bool exis
     std::shared_ptr<connection_state> replaced;
     bool resumed = false;
     event_queue queued;
-    if (!core_->register_session(shared_from_this(), replaced, resumed, queued)) {
+    std::vector<std::shared_ptr<connection_state>> displaced;
+    gateway_core::attach_facts facts;
+    facts.created = !existed;
+    facts.previous_node = std::move(previous_node);
+    if (!core_->register_session(shared_from_this(), facts, replaced, resumed, queued, displaced)) {
         session_id.clear();  // not registered: nothing to unregister
         token_expiry_.reset();
+        lifetime_end_.reset();
         close_with(4008, "too many sessions for this account");
         return;
+    }
+    for (const auto& old : displaced)
+        connection_state::post(old, [](connection_state& c) {
+            c.mark_end(session_end_reason::replaced);
+            c.notify_and_close(4002, "replaced by a newer session", protocol::disconnect_reason::kicked, false);
+        });
+    if (core_->bus && core_->options.account_session_policy == gateway_options::session_policy::replace_oldest)
+        core_->replace_oldest_in_cluster(account_id, session_id);
+    // A reconnection token brought the session from another node: the record
+    // names this node from now on (push_unrouted, presence, release_in_store).
+    if (reconnecting_ && record.node_id != core_->queue_node) {
+        auto stored = record;
+        stored.node_id = core_->queue_node;
+        core_->store->update(std::move(stored), [](std::error_code, session::session_record) {});
     }
     // Replayed after the manifest, merged in push order with anything pushed
     // since registration.
@@ -1867,6 +2225,16 @@ inline void connection_state::attached(session::session_record record, bool exis
     // a connection keeps no copy.
     routes_.rebuild(core_->registry, session_id, o.guid_salt, o.guid_order, record.roles, record.permissions);
     phase_ = phase::ready;
+    // The first refresh is spread over the last quarter of the interval, so
+    // that sessions attached together do not refresh together forever.
+    {
+        const auto interval = core_->refresh_interval;
+        const auto spread = interval / 4;
+        const auto offset = spread.count() > 0 ? std::chrono::milliseconds(static_cast<std::int64_t>(
+                                                     id_ % static_cast<std::uint64_t>(spread.count())))
+                                               : std::chrono::milliseconds(0);
+        next_refresh_ = steady::now() + interval - offset;
+    }
     schedule_expiry();
     manifest_reconnected_ = reconnecting_ || resumed;
     if (o.manifest_delay.count() > 0) {
@@ -1964,6 +2332,7 @@ inline bool connection_state::parkable(std::uint16_t peer_code) const noexcept {
 }
 
 inline void connection_state::disconnect_by_host(std::uint16_t code, const std::string& reason) {
+    mark_end(session_end_reason::kicked);
     const auto classification = protocol::classify_close(code);
     notify_and_close(code, reason, classification.reason, code != 4008 && classification.can_reconnect);
 }
@@ -2057,14 +2426,18 @@ inline void connection_state::notify_and_close(std::uint16_t code, std::string_v
 }
 
 inline void connection_state::schedule_expiry() {
-    if (!token_expiry_) {
+    // The token ends with the validator's leeway (the rule of the upgrade);
+    // the session at the store's max_lifetime.
+    std::optional<std::chrono::system_clock::time_point> end;
+    if (token_expiry_) end = *token_expiry_ + expiry_leeway_;
+    if (lifetime_end_ && (!end || *lifetime_end_ < *end)) end = lifetime_end_;
+    if (!end) {
         expiry_check_ = {};
         return;
     }
     // The expiry is wall-clock time; the check is re-armed in steps of at
     // most a day, and on_timer compares with the system clock again.
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*token_expiry_ -
-                                                                            std::chrono::system_clock::now());
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*end - std::chrono::system_clock::now());
     const auto step = std::min<std::int64_t>(std::max<std::int64_t>(left.count(), 0), 24LL * 3600 * 1000);
     expiry_check_ = steady::now() + std::chrono::milliseconds(step);
     rearm_timer();
@@ -2073,6 +2446,7 @@ inline void connection_state::schedule_expiry() {
 inline void connection_state::refreshed(auth::identity fresh) {
     if (closing_ || phase_ != phase::ready) return;
     token_expiry_ = fresh.expires_at;
+    expiry_leeway_ = fresh.expiry_leeway;
     auto info = std::make_shared<routing::session_info>(*info_);
     info->identity = std::move(fresh);
     info_ = std::move(info);
@@ -2088,6 +2462,7 @@ inline void connection_state::rearm_timer() {
     consider(manifest_at_);
     if (!closing_) consider(next_ping_);
     consider(expiry_check_);
+    if (!closing_ && !refreshing_) consider(next_refresh_);
     if (!timed_calls_.empty()) consider(timed_calls_.front()->deadline());
     if (client_calls_)
         for (const auto& entry : *client_calls_) consider(entry.second.deadline);
@@ -2112,14 +2487,20 @@ inline void connection_state::on_timer() {
     }
     if (expiry_check_ != steady::time_point{} && expiry_check_ <= now) {
         expiry_check_ = {};
-        if (closing_ || !token_expiry_) {
+        const auto wall = std::chrono::system_clock::now();
+        if (closing_) {
             // nothing left to expire
-        } else if (*token_expiry_ > std::chrono::system_clock::now()) {
-            schedule_expiry();
-        } else {
+        } else if (lifetime_end_ && *lifetime_end_ <= wall) {
+            mark_end(session_end_reason::max_lifetime);
+            notify_and_close(4001, "max lifetime reached", protocol::disconnect_reason::session_expired, false);
+        } else if (token_expiry_ && *token_expiry_ + expiry_leeway_ <= wall) {
+            mark_end(session_end_reason::token_expired);
             notify_and_close(4001, "session expired", protocol::disconnect_reason::session_expired, false);
+        } else {
+            schedule_expiry();
         }
     }
+    if (next_refresh_ != steady::time_point{} && next_refresh_ <= now && !closing_ && !refreshing_) refresh();
     if (!timed_calls_.empty() && timed_calls_.front()->deadline() <= now) sweep(now);
     if (!no_client_calls()) {
         std::vector<std::uint64_t> due;
@@ -2128,6 +2509,75 @@ inline void connection_state::on_timer() {
         for (const auto id : due) client_call_timed_out(id);
     }
     rearm_timer();
+}
+
+inline void connection_state::refresh() {
+    refreshing_ = true;
+    next_refresh_ = {};
+    std::weak_ptr<connection_state> weak = weak_from_this();
+    core_->store->touch(session_id, [weak](std::error_code ec) {
+        auto self = weak.lock();
+        if (!self) return;
+        connection_state::post(self, [ec](connection_state& c) { c.refresh_answered(ec); });
+    });
+}
+
+inline void connection_state::refresh_answered(std::error_code ec) {
+    refreshing_ = false;
+    if (closing_ || phase_ != phase::ready) return;
+    using session::session_errc;
+    const auto interval = core_->refresh_interval;
+    if (!ec) {
+        core_->session_refreshes.fetch_add(1, std::memory_order_relaxed);
+        refresh_failures_ = 0;
+        next_refresh_ = steady::now() + interval;
+    } else if (ec == session_errc::revoked) {
+        // Revoked in the store by a path that did not reach this node.
+        mark_end(session_end_reason::revoked);
+        notify_and_close(4002, "kicked", protocol::disconnect_reason::kicked, false);
+        return;
+    } else if (ec == session_errc::expired || ec == session_errc::not_found) {
+        // The store ended it: its max_lifetime (a store whose timing() did
+        // not say), or it was lost (expired during an outage, deleted).
+        const bool lifetime = lifetime_end_ && *lifetime_end_ <= std::chrono::system_clock::now();
+        mark_end(lifetime || core_->store_timing.max_lifetime.count() == 0 ? session_end_reason::max_lifetime
+                                                                            : session_end_reason::store_failure);
+        notify_and_close(4001, "session expired", protocol::disconnect_reason::session_expired, false);
+        return;
+    } else {
+        // Backend trouble: the connection stays; try again soon, backing off.
+        core_->refresh_failed(ec);
+        if (refresh_failures_ < 16) ++refresh_failures_;
+        const auto backoff = std::chrono::milliseconds(1000) * (1LL << std::min<int>(refresh_failures_ - 1, 10));
+        next_refresh_ = steady::now() + std::min<std::chrono::milliseconds>(backoff, interval);
+    }
+    rearm_timer();
+}
+
+inline session_ending connection_state::ending(std::uint16_t peer_code) const noexcept {
+    session_ending e;
+    e.close_code = server_close_code_ != 0 ? server_close_code_ : peer_code;
+    e.moved = moved_;
+    if (core_->stopping.load(std::memory_order_acquire)) {
+        e.reason = session_end_reason::node_stopping;
+    } else if (has_end_reason_) {
+        e.reason = end_reason_;
+    } else if (server_close_code_ != 0) {
+        switch (server_close_code_) {
+        case 4005: e.reason = session_end_reason::slow_consumer; break;
+        case 1009:
+        case 4008: e.reason = session_end_reason::protocol_violation; break;
+        case 1011: e.reason = session_end_reason::store_failure; break;
+        default: e.reason = session_end_reason::kicked; break;
+        }
+    } else if (transport && transport->heartbeat_failed()) {
+        e.reason = session_end_reason::heartbeat_timeout;
+    } else if (peer_code == 1006) {
+        e.reason = session_end_reason::dropped;
+    } else {
+        e.reason = session_end_reason::client_closed;
+    }
+    return e;
 }
 
 inline void connection_state::on_closed() {
@@ -2217,8 +2667,15 @@ inline void connection_state::on_frame(frame_kind kind, protocol::bytes_view byt
     const bool is_client = frame.has(message_flags::client);
     const auto now = steady::now();
     const auto rate_ok = [&] {
-        return message_bucket_.take(static_cast<double>(o.message_burst),
-                                    static_cast<double>(o.messages_per_minute) / 60.0, now);
+        if (!message_bucket_.take(static_cast<double>(o.message_burst),
+                                  static_cast<double>(o.messages_per_minute) / 60.0, now))
+            return false;
+        if (account_bucket_ && !account_bucket_->take(static_cast<double>(o.account_message_burst),
+                                                      static_cast<double>(o.account_messages_per_minute) / 60.0, now)) {
+            core_->account_rate_limited.fetch_add(1, std::memory_order_relaxed);
+            return false;
+        }
+        return true;
     };
     // 4. Empty payload without Event or Meta.
     if (frame.payload.empty() && !is_event && !is_meta) {
@@ -2638,6 +3095,14 @@ inline gateway_stats gateway_core::snapshot() const {
     s.cluster_sessions_taken = cluster_sessions_taken.load(std::memory_order_relaxed);
     s.events_stored = events_stored.load(std::memory_order_relaxed);
     s.event_store_failures = event_store_failures.load(std::memory_order_relaxed);
+    s.session_refreshes = session_refreshes.load(std::memory_order_relaxed);
+    s.session_refresh_failures = session_refresh_failures.load(std::memory_order_relaxed);
+    s.account_rate_limited = account_rate_limited.load(std::memory_order_relaxed);
+    if (observer_events) {
+        s.observer_events = observer_events->delivered();
+        s.observer_events_dropped = observer_events->dropped();
+        s.observer_errors = observer_events->errors();
+    }
     return s;
 }
 
@@ -2677,13 +3142,23 @@ inline bool gateway_core::render_metrics(std::string& out) const {
          s.events_stored},
         {"event_store_failures_total", "counter", "Event queue store operations that failed.",
          s.event_store_failures},
+        {"session_refreshes_total", "counter", "Connected sessions refreshed in the session store.",
+         s.session_refreshes},
+        {"session_refresh_failures_total", "counter", "Session refreshes that failed (retried).",
+         s.session_refresh_failures},
+        {"account_rate_limited_total", "counter", "Requests refused by an account's message rate limit.",
+         s.account_rate_limited},
+        {"observer_events_total", "counter", "Session lifecycle events handed to the observer.", s.observer_events},
+        {"observer_events_dropped_total", "counter", "Lifecycle events dropped: the observer's queue was full.",
+         s.observer_events_dropped},
+        {"observer_errors_total", "counter", "Observer hooks that threw.", s.observer_errors},
     };
     return metrics->render_exposition(out, values, sizeof values / sizeof values[0]);
 }
 
 inline bool gateway_core::metrics_allowed(std::string_view remote) const {
     // Loopback by default: 127.0.0.0/8 and ::1 (IPv4-mapped addresses arrive as IPv4).
-    if (options.metrics_allowed_addresses.empty()) return remote == "::1" || remote.rfind("127.", 0) == 0;
+    if (options.metrics_allowed_addresses.empty()) return is_loopback_address(remote);
     return std::find(options.metrics_allowed_addresses.begin(), options.metrics_allowed_addresses.end(), remote) !=
            options.metrics_allowed_addresses.end();
 }
@@ -2700,6 +3175,10 @@ inline void validate_options(const gateway_options& o) {
     if (o.path.find('?') != std::string::npos) fail("path must not contain a query");
     if (o.max_connections == 0) fail("max_connections must be at least 1");
     if (o.max_sessions_per_account == 0) fail("max_sessions_per_account must be at least 1");
+    if (o.account_session_policy != gateway_options::session_policy::refuse_newest &&
+        o.account_session_policy != gateway_options::session_policy::replace_oldest)
+        fail("account_session_policy must be refuse_newest or replace_oldest");
+    if (o.max_connections_per_address == 0) fail("max_connections_per_address must be at least 1");
     if (!(o.connects_per_second > 0)) fail("connects_per_second must be positive");
     if (o.connect_burst == 0) fail("connect_burst must be at least 1");
     if (o.manifest_delay.count() < 0) fail("manifest_delay must not be negative");
@@ -2707,6 +3186,17 @@ inline void validate_options(const gateway_options& o) {
     if (o.max_payload_size > o.max_message_size) fail("max_payload_size must not exceed max_message_size");
     if (o.messages_per_minute == 0) fail("messages_per_minute must be at least 1");
     if (o.message_burst == 0) fail("message_burst must be at least 1");
+    if (o.account_messages_per_minute < o.messages_per_minute)
+        fail("account_messages_per_minute must be at least messages_per_minute (it is shared by the account's "
+             "sessions)");
+    if (o.account_message_burst < o.message_burst) fail("account_message_burst must be at least message_burst");
+    if (o.session_refresh_interval.count() < 0)
+        fail("session_refresh_interval must not be negative (0: derived from the store's idle_timeout)");
+    if (o.session_refresh_interval > std::chrono::hours(24)) fail("session_refresh_interval must be at most 24 hours");
+    if (o.observer && (o.observer_queue_limit == 0 || o.observer_queue_limit > (std::size_t{1} << 24)))
+        fail("observer_queue_limit must be 1 to 16777216");
+    if (o.max_presence_results == 0 || o.max_presence_results > 100000)
+        fail("max_presence_results must be 1 to 100000");
     if (o.max_in_flight == 0) fail("max_in_flight must be at least 1");
     if (o.handler_timeout.count() <= 0) fail("handler_timeout must be positive");
     if (o.ping_interval.count() < 0) fail("ping_interval must not be negative (0 disables pings)");
@@ -2817,8 +3307,21 @@ GATEHOUSE_DECL gateway::gateway(gateway_options options, std::shared_ptr<auth::t
     detail::validate_options(options);
     if (!validator) throw std::invalid_argument("gatehouse gateway: a token_validator is required");
     if (!store) throw std::invalid_argument("gatehouse gateway: a session_store is required");
+    const auto idle = store->timing().idle_timeout;
+    if (idle.count() > 0 && options.session_refresh_interval >= idle)
+        throw std::invalid_argument(
+            "gatehouse gateway_options: session_refresh_interval must be shorter than the session store's "
+            "idle_timeout (or 0: a quarter of it)");
     core_ = std::make_shared<detail::gateway_core>(std::move(options), std::move(validator), std::move(store));
     if (core_->options.refresh_endpoint) detail::add_refresh_endpoint(core_);
+    if (core_->options.observer) {
+        std::weak_ptr<detail::gateway_core> weak = core_;
+        core_->observer_events = std::make_unique<detail::session_event_dispatcher>(
+            core_->options.observer, core_->queue_node, core_->options.observer_queue_limit,
+            [weak](std::string_view line) {
+                if (auto core = weak.lock()) core->log(log_level::error, line);
+            });
+    }
 }
 
 GATEHOUSE_DECL gateway::~gateway() {
@@ -2826,6 +3329,8 @@ GATEHOUSE_DECL gateway::~gateway() {
         network_->stop();
         network_.reset();
     }
+    // What the closes above reported reaches the observer before we go.
+    if (core_->observer_events) core_->observer_events->shutdown();
     auth::revocation_subscription watch;
     {
         std::lock_guard<std::mutex> lock(core_->registry_mutex);
@@ -2902,7 +3407,7 @@ GATEHOUSE_DECL void gateway::stop() {
         while (!core_->parked.empty()) {
             const auto it = core_->parked.begin();
             core_->queued_events_dropped.fetch_add(it->second.queue.size(), std::memory_order_relaxed);
-            core_->forget_parked_locked(it);
+            core_->forget_parked_locked(it, session_end_reason::node_stopping);
         }
     }
     if (network_)
@@ -3091,6 +3596,158 @@ GATEHOUSE_DECL std::vector<std::string> gateway::group_members(std::string_view 
     return members;
 }
 
+namespace detail {
+/// This node's sessions of `account_id`, at most `limit`. Registry lock held.
+inline void local_presence_locked(const gateway_core& core, const std::string& account_id, std::size_t limit,
+                                  std::vector<session_presence>& out) {
+    const auto it = core.accounts.find(account_id);
+    if (it == core.accounts.end()) return;
+    for (const auto& sid : it->second) {
+        if (out.size() >= limit) return;
+        session_presence p;
+        p.session_id = sid;
+        p.account_id = account_id;
+        p.node_id = core.queue_node;
+        const auto live = core.sessions.find(sid);
+        if (live != core.sessions.end()) {
+            p.where = session_presence::state::connected;
+            p.remote_address = live->second->attached_info->remote_address;
+        } else if (core.parked.count(sid) != 0) {
+            p.where = session_presence::state::parked;
+        } else {
+            continue;
+        }
+        out.push_back(std::move(p));
+    }
+}
+
+inline bool valid_presence_limit(const gateway_options& o, std::size_t limit) noexcept {
+    return limit >= 1 && limit <= o.max_presence_results;
+}
+}  // namespace detail
+
+GATEHOUSE_DECL std::vector<session_presence> gateway::local_sessions(std::string_view account_id,
+                                                                     std::size_t limit) const {
+    std::vector<session_presence> out;
+    if (!detail::valid_presence_limit(core_->options, limit)) return out;
+    std::lock_guard<std::mutex> lock(core_->registry_mutex);
+    detail::local_presence_locked(*core_, std::string(account_id), limit, out);
+    return out;
+}
+
+GATEHOUSE_DECL std::optional<session_presence> gateway::local_session(std::string_view session_id) const {
+    std::lock_guard<std::mutex> lock(core_->registry_mutex);
+    const std::string sid(session_id);
+    session_presence p;
+    p.session_id = sid;
+    p.node_id = core_->queue_node;
+    if (const auto live = core_->sessions.find(sid); live != core_->sessions.end()) {
+        p.account_id = live->second->account_id;
+        p.remote_address = live->second->attached_info->remote_address;
+        p.where = session_presence::state::connected;
+        return p;
+    }
+    if (const auto waiting = core_->parked.find(sid); waiting != core_->parked.end()) {
+        p.account_id = waiting->second.account_id;
+        p.where = session_presence::state::parked;
+        return p;
+    }
+    return std::nullopt;
+}
+
+GATEHOUSE_DECL bool gateway::online_here(std::string_view account_id) const {
+    std::lock_guard<std::mutex> lock(core_->registry_mutex);
+    return core_->accounts.count(std::string(account_id)) != 0;
+}
+
+GATEHOUSE_DECL std::size_t gateway::group_size(std::string_view group) const {
+    std::lock_guard<std::mutex> lock(core_->registry_mutex);
+    const auto it = core_->groups.find(std::string(group));
+    return it == core_->groups.end() ? 0 : it->second.size();
+}
+
+GATEHOUSE_DECL void gateway::account_presence(std::string_view account_id, presence_handler done, std::size_t limit) {
+    if (!done) return;
+    if (!detail::valid_presence_limit(core_->options, limit)) {
+        done(server_errc::invalid_limit, {});
+        return;
+    }
+    const std::string account(account_id);
+    auto found = std::make_shared<std::vector<session_presence>>();
+    {
+        std::lock_guard<std::mutex> lock(core_->registry_mutex);
+        detail::local_presence_locked(*core_, account, limit, *found);
+    }
+    if (!core_->bus || found->size() >= limit) {
+        done({}, std::move(*found));
+        return;
+    }
+    // The other nodes' sessions: the shared store names the node holding
+    // each one (a lifetime that ended names none); the bus says which of
+    // those nodes are alive.
+    std::weak_ptr<detail::gateway_core> weak = core_;
+    core_->store->list_account(account, [weak, found, limit, done = std::move(done)](
+                                            std::error_code ec, std::vector<session::session_record> records) mutable {
+        auto core = weak.lock();
+        if (!core || ec) {
+            done(core ? ec : make_error_code(server_errc::not_running), std::move(*found));
+            return;
+        }
+        struct pending_query {
+            std::vector<session_presence> result;
+            std::vector<session_presence> candidates;
+            std::size_t waiting = 0;
+            std::size_t limit = 0;
+            std::error_code error;
+            std::mutex mutex;
+            presence_handler done;
+        };
+        auto query = std::make_shared<pending_query>();
+        query->result = std::move(*found);
+        query->limit = limit;
+        query->done = std::move(done);
+        std::sort(records.begin(), records.end(),
+                  [](const auto& a, const auto& b) { return a.created_at < b.created_at; });
+        std::vector<std::string> nodes;
+        for (auto& r : records) {
+            if (r.node_id.empty() || r.node_id == core->queue_node) continue;
+            session_presence p;
+            p.session_id = std::move(r.session_id);
+            p.account_id = std::move(r.account_id);
+            p.node_id = r.node_id;
+            p.where = session_presence::state::held;
+            query->candidates.push_back(std::move(p));
+            if (std::find(nodes.begin(), nodes.end(), r.node_id) == nodes.end()) nodes.push_back(r.node_id);
+        }
+        if (nodes.empty()) {
+            query->done({}, std::move(query->result));
+            return;
+        }
+        auto alive = std::make_shared<std::vector<std::string>>();
+        query->waiting = nodes.size();
+        for (const auto& node : nodes) {
+            core->bus->node_alive(node, [query, alive, node](std::error_code alive_ec, bool is_alive) {
+                std::unique_lock<std::mutex> lock(query->mutex);
+                if (alive_ec)
+                    query->error = alive_ec;
+                else if (is_alive)
+                    alive->push_back(node);
+                if (--query->waiting != 0) return;
+                for (auto& c : query->candidates) {
+                    if (query->result.size() >= query->limit) break;
+                    if (std::find(alive->begin(), alive->end(), c.node_id) != alive->end())
+                        query->result.push_back(std::move(c));
+                }
+                auto finish = std::move(query->done);
+                auto result = std::move(query->result);
+                const auto error = query->error;
+                lock.unlock();
+                finish(error, std::move(result));
+            });
+        }
+    });
+}
+
 GATEHOUSE_DECL std::error_code gateway::set_permissions(std::string_view session_id, std::vector<std::string> roles,
                                                         std::vector<std::string> permissions, std::string_view reason) {
     auto target = core_->find_session(session_id);
@@ -3114,7 +3771,7 @@ GATEHOUSE_DECL std::error_code gateway::disconnect(std::string_view session_id, 
         const auto it = core_->parked.find(std::string(session_id));
         if (it == core_->parked.end()) return server_errc::session_not_found;
         core_->queued_events_dropped.fetch_add(it->second.queue.size(), std::memory_order_relaxed);
-        core_->forget_parked_locked(it);
+        core_->forget_parked_locked(it, session_end_reason::kicked);
         return {};
     }
     detail::connection_state::post(target, [code, why = std::string(reason.substr(0, 123))](

@@ -26,6 +26,7 @@ enum class server_errc {
     too_many_client_calls,    ///< the session has max_client_calls_per_session requests outstanding
     invalid_timeout,          ///< timeouts are 1 ms to 24 hours
     payload_too_large,        ///< the frame would exceed max_message_size
+    invalid_limit,            ///< a presence limit must be 1 to max_presence_results
 };
 
 class server_category_impl final : public std::error_category {
@@ -51,6 +52,7 @@ public:
         case server_errc::too_many_client_calls: return "too many requests to this client are outstanding";
         case server_errc::invalid_timeout: return "timeout must be between 1 millisecond and 24 hours";
         case server_errc::payload_too_large: return "payload too large for the gateway's max_message_size";
+        case server_errc::invalid_limit: return "a presence query limit must be 1 to max_presence_results";
         }
         return "unknown gatehouse.server error";
     }

@@ -103,6 +103,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -170,7 +171,37 @@ struct gateway_stats {
     /// counted in queued_events_dropped, except a failed take's, which stay
     /// in the store until its retention passes.
     std::uint64_t event_store_failures = 0;
+
+    // Liveness (gateway_options::session_refresh_interval).
+    std::uint64_t session_refreshes = 0;         ///< touches of connected sessions the store accepted
+    std::uint64_t session_refresh_failures = 0;  ///< touches that failed (retried; the connection stays)
+
+    // Abuse limits.
+    std::uint64_t account_rate_limited = 0;  ///< requests answered 12 by the per-account bucket
+
+    // Lifecycle hooks (gateway_options::observer).
+    std::uint64_t observer_events = 0;          ///< handed to a hook
+    std::uint64_t observer_events_dropped = 0;  ///< beyond observer_queue_limit
+    std::uint64_t observer_errors = 0;          ///< hooks that threw
 };
+
+/// Where a session is, as presence queries report it.
+struct session_presence {
+    enum class state : std::uint8_t {
+        connected,  ///< a live connection on `node_id` (this node)
+        parked,     ///< waiting on `node_id` (this node) for its client to come back
+        held,       ///< held by another live node of the cluster (connected or parked there)
+    };
+    std::string session_id;
+    std::string account_id;
+    std::string node_id;
+    state where = state::connected;
+    /// This node's sessions only: the connection's source address.
+    std::string remote_address;
+};
+
+/// Completion of gateway::account_presence: called exactly once.
+using presence_handler = std::function<void(std::error_code, std::vector<session_presence>)>;
 
 /// The client's answer to gateway::call_client.
 struct client_reply {
@@ -294,6 +325,28 @@ public:
     GATEHOUSE_DECL std::error_code join_group(std::string_view session_id, std::string_view group);
     GATEHOUSE_DECL std::error_code leave_group(std::string_view session_id, std::string_view group);
     GATEHOUSE_DECL std::vector<std::string> group_members(std::string_view group) const;
+
+    // --- presence ------------------------------------------------------------------
+    /// This node's sessions of the account (connected and parked), at most
+    /// `limit` (1 to options().max_presence_results; otherwise none). An
+    /// unknown account has none. Any thread.
+    GATEHOUSE_DECL std::vector<session_presence> local_sessions(std::string_view account_id,
+                                                                std::size_t limit = 64) const;
+    /// One session of this node; empty when this node has none by that id.
+    GATEHOUSE_DECL std::optional<session_presence> local_session(std::string_view session_id) const;
+    /// Whether the account has a session (connected or parked) on this node.
+    GATEHOUSE_DECL bool online_here(std::string_view account_id) const;
+    /// The account's sessions in the whole cluster, at most `limit`: this
+    /// node's, then (with an event_bus) those the shared session store
+    /// names a live node for (held). A node that died stops being reported
+    /// once the bus's liveness timeout passed. An unknown account: an empty
+    /// list. `done` runs on a store or bus completion thread, or inline
+    /// (without a bus, or with an in-memory store). Errors: invalid_limit,
+    /// and the store's or the bus's own (then the list holds this node's
+    /// sessions only). Any thread.
+    GATEHOUSE_DECL void account_presence(std::string_view account_id, presence_handler done, std::size_t limit = 64);
+    /// Members of the group on this node (group_members, counted).
+    GATEHOUSE_DECL std::size_t group_size(std::string_view group) const;
 
     // --- sessions -----------------------------------------------------------------
     /// Replaces the session's roles and permissions, stores them, and sends a

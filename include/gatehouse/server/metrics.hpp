@@ -38,8 +38,9 @@ enum class upgrade_result : std::uint8_t {
     handshake_timeout,  ///< the upgrade did not complete in time
     internal_error,     ///< 500 or a failure of ours
     shutting_down,      ///< 503: the gateway is stopping
+    address_limit,      ///< 429: connections from the source address at max_connections_per_address
 };
-inline constexpr std::size_t upgrade_result_count = 10;
+inline constexpr std::size_t upgrade_result_count = 11;
 
 /// Label value of an upgrade result ("accepted", "unauthorized", ...).
 constexpr std::string_view upgrade_result_name(upgrade_result r) noexcept {
@@ -54,6 +55,7 @@ constexpr std::string_view upgrade_result_name(upgrade_result r) noexcept {
     case upgrade_result::handshake_timeout: return "handshake_timeout";
     case upgrade_result::internal_error: return "internal_error";
     case upgrade_result::shutting_down: return "shutting_down";
+    case upgrade_result::address_limit: return "address_limit";
     }
     return "internal_error";
 }
@@ -72,6 +74,7 @@ constexpr int upgrade_result_status(upgrade_result r) noexcept {
     case upgrade_result::handshake_timeout: return 0;
     case upgrade_result::internal_error: return 500;
     case upgrade_result::shutting_down: return 503;
+    case upgrade_result::address_limit: return 429;
     }
     return 500;
 }

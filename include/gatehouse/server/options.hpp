@@ -7,6 +7,7 @@
 #include <gatehouse/session/event_queue_store.hpp>
 #include <gatehouse/routing/salted_guid.hpp>
 #include <gatehouse/server/metrics.hpp>
+#include <gatehouse/server/session_observer.hpp>
 
 #include <chrono>
 #include <cstddef>
@@ -47,10 +48,30 @@ struct gateway_options {
     std::vector<std::string> allowed_origins;
     /// Connections on this node (upgrading or open); beyond: 503.
     std::size_t max_connections = 10000;
-    /// Live sessions of one account on this node; beyond: 503 at the upgrade
-    /// (or close 4008 when the validator answers after the upgrade). A new
-    /// connection of a live session replaces it and does not count.
+    /// Live sessions of one account on this node. A new connection of a live
+    /// session replaces its socket and does not count. Beyond the cap,
+    /// account_session_policy decides.
     std::size_t max_sessions_per_account = 16;
+    enum class session_policy : std::uint8_t {
+        /// The newest is refused: 503 at the upgrade (or close 4008 when the
+        /// validator answers after the upgrade).
+        refuse_newest,
+        /// The oldest live session of the account is closed with 4002
+        /// ("replaced by a newer session", observer reason `replaced`) and
+        /// the newcomer is attached: "one connection per user" with
+        /// max_sessions_per_account = 1. With an event_bus the cap counts
+        /// the account's sessions on every node (from the session store),
+        /// and the oldest is closed wherever it is.
+        replace_oldest,
+    };
+    session_policy account_session_policy = session_policy::refuse_newest;
+    /// Connections (upgrading or open) from one source address; beyond: 429
+    /// at the upgrade ("Too many connections from this address";
+    /// upgrade_result::address_limit). Loopback peers (127.0.0.0/8, ::1: a
+    /// reverse proxy on the same host, tests, benchmarks) are exempt unless
+    /// limit_loopback_addresses: behind a proxy, every client has its address.
+    std::size_t max_connections_per_address = 256;
+    bool limit_loopback_addresses = false;
     /// Connect-rate limit per source address: a token bucket of
     /// `connect_burst` upgrades refilled at `connects_per_second`; beyond: 429.
     double connects_per_second = 10.0;
@@ -82,6 +103,12 @@ struct gateway_options {
     /// counted (§8.2).
     std::uint32_t messages_per_minute = 1000;
     std::uint32_t message_burst = 100;
+    /// Token bucket per account, shared by all its sessions on this node
+    /// (requests and peer messages, like the per-connection bucket; meta
+    /// requests are not counted); an empty bucket answers 12. At least the
+    /// per-connection values.
+    std::uint32_t account_messages_per_minute = 4000;
+    std::uint32_t account_message_burst = 400;
     /// Requests being handled at once per connection (one per channel at most).
     std::size_t max_in_flight = 16;
     /// Requests waiting for their channel; beyond: 12.
@@ -100,6 +127,36 @@ struct gateway_options {
     /// connection dropped is kept on this node ("parked") for its client to
     /// come back (see the reconnection queue below).
     std::chrono::milliseconds reconnect_window{300000};
+
+    // --- session liveness --------------------------------------------------------
+    /// How often each connected session's record is refreshed in the
+    /// session_store (touch), so that it does not expire by idleness while
+    /// its connection lives (silent or not). 0: a quarter of the store's
+    /// idle_timeout (session_store::timing()), or one minute when the store
+    /// does not say. A failed refresh is counted
+    /// (gateway_stats::session_refresh_failures), logged, retried after 1 s,
+    /// 2 s, 4 s... (at most this interval), and never closes the connection.
+    /// A refresh the store answers `revoked` closes with 4002 "kicked"; one
+    /// answered `expired` or `not_found` closes with 4001 "session expired"
+    /// (observer reason max_lifetime or store_failure). Must be shorter than
+    /// the store's idle_timeout.
+    std::chrono::milliseconds session_refresh_interval{0};
+    // A session also ends at the store's max_lifetime (created_at +
+    // max_lifetime): its connection gets a `session_expired` notification
+    // and close 4001 "max lifetime reached" (not reconnectable).
+
+    // --- lifecycle hooks (session_observer.hpp) ------------------------------------
+    /// Told when sessions open, park, resume, move to another node and
+    /// close, on a thread of the gateway's own (see session_observer.hpp).
+    /// Null: none, and no thread.
+    std::shared_ptr<session_observer> observer;
+    /// Events waiting for the observer; beyond, they are dropped and counted.
+    std::size_t observer_queue_limit = 65536;
+
+    // --- presence ---------------------------------------------------------------
+    /// Largest `limit` a presence query accepts (gateway::local_sessions,
+    /// account_presence).
+    std::size_t max_presence_results = 1024;
 
     // --- reconnection queue (§13.4, §18) ---------------------------------------
     /// When an attached session's connection ends in a way its client may

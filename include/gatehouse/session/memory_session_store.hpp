@@ -59,6 +59,8 @@ public:
                                               completion<reconnect_token> done) override;
     GATEHOUSE_DECL void consume_reconnect_token(std::string_view token, completion<session_record> done) override;
 
+    session_timing timing() const noexcept override { return {options_.idle_timeout, options_.max_lifetime}; }
+
     /// Frees every session, tombstone and token whose time is up; returns how
     /// many entries were freed.
     GATEHOUSE_DECL std::size_t sweep();

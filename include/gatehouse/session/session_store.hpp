@@ -37,6 +37,14 @@
 
 namespace gatehouse::session {
 
+/// The expiry rules a store applies (session_store_options), as the gateway
+/// needs them: it touches each connected session well within idle_timeout
+/// and ends it at max_lifetime. Zero: the store does not say.
+struct session_timing {
+    std::chrono::milliseconds idle_timeout{0};
+    std::chrono::milliseconds max_lifetime{0};
+};
+
 class session_store {
 public:
     template <class T>
@@ -90,6 +98,12 @@ public:
     /// token_invalid (malformed, unknown, superseded or past its window),
     /// token_consumed, and expired / revoked when the session died meanwhile.
     virtual void consume_reconnect_token(std::string_view token, completion<session_record> done) = 0;
+
+    /// The store's idle_timeout and max_lifetime. Stores that keep the
+    /// default (zero: unknown) are refreshed by a gateway every
+    /// gateway_options::session_refresh_interval (one minute unless set),
+    /// and their sessions end when a refresh answers expired. Any thread.
+    virtual session_timing timing() const noexcept { return {}; }
 };
 
 }  // namespace gatehouse::session

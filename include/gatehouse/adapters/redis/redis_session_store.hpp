@@ -1137,7 +1137,8 @@ public:
     /// Starts connecting at once (asynchronously). Throws std::invalid_argument
     /// for invalid options (start-up configuration).
     redis_session_store(const asio::any_io_executor& executor, redis_session_store_options options)
-        : core_(std::make_shared<detail::redis_session_core>(executor, validated(std::move(options)))) {
+        : timing_{options.idle_timeout, options.max_lifetime},
+          core_(std::make_shared<detail::redis_session_core>(executor, validated(std::move(options)))) {
         asio::dispatch(core_->strand(), [core = core_] { core->start(); });
     }
 
@@ -1201,6 +1202,8 @@ public:
         });
     }
 
+    session::session_timing timing() const noexcept override { return timing_; }
+
     // event_queue_store
     void park(std::string_view session_id, std::string_view node, std::vector<std::string> events,
               const session::event_queue_limits& limits, completion<session::queue_status> done) override {
@@ -1262,6 +1265,7 @@ private:
         return o;
     }
 
+    session::session_timing timing_;
     std::shared_ptr<detail::redis_session_core> core_;
 };
 
