@@ -26,6 +26,13 @@
 // from the length field before anything is buffered), 1011 for a length not
 // encoded minimally (websocketpp's mapping; RFC 6455 only forbids sending
 // one). Tested in tests/server/test_hostile_frames.cpp.
+// Control frames: each ping is answered with a pong that counts in the
+// send budget (gateway_options::max_send_queue_bytes, with the data frames
+// queued) at its payload plus 256 bytes until it is written; a ping whose
+// pong would not fit closes the connection with 4005 (slow consumer, as for
+// data) instead of being answered. A close frame gets one acknowledgement
+// (later ones are ignored) and the socket is dropped once it is written or
+// after handshake_timeout. Tested in tests/server/test_hostile_control.cpp.
 //
 // Plain HTTP requests (no upgrade) reach the http handler: GET metrics_path
 // (Prometheus text, only for loopback or allow-listed peers, else 404 like
@@ -147,7 +154,8 @@ public:
     bool send_within(frame_kind kind, protocol::bytes_view bytes, std::size_t limit) override {
         auto c = connection_.lock();
         if (!c) return true;  // closed: ignored, like send()
-        if (c->get_buffered_amount() + bytes.size() > limit) return false;
+        if (c->get_buffered_amount() + control_bytes_.load(std::memory_order_relaxed) + bytes.size() > limit)
+            return false;
         websocketpp::lib::error_code ec;
         ec = c->send(bytes.data(), bytes.size(),
                      kind == frame_kind::binary ? websocketpp::frame::opcode::binary : websocketpp::frame::opcode::text);
@@ -177,13 +185,40 @@ public:
 
     /// A pong arrived (the connection's executor, like ping()).
     void pong_received() noexcept { awaiting_pong_ = false; }
+
+    /// What a queued control reply costs beyond its payload (the message
+    /// object, its header and its queue entries): an empty pong is not free.
+    static constexpr std::size_t queued_frame_overhead = 256;
+
+    /// The ping handler (the connection's executor): answers `payload` with a
+    /// pong (RFC 6455 §5.5.3) when the send queue, counting the control
+    /// replies still queued or being written, stays within `limit`; false
+    /// when it would not (nothing is queued then). `self` is this wrapper.
+    bool answer_ping(const connection_ptr& c, const std::string& payload, std::size_t limit,
+                     const std::shared_ptr<websocket_connection>& self) {
+        const std::size_t cost = payload.size() + queued_frame_overhead;
+        if (c->get_buffered_amount() + control_bytes_.load(std::memory_order_relaxed) + cost > limit) return false;
+        // websocketpp's own pong cannot be followed to the socket: this one
+        // hands its overhead back when websocketpp releases it, written.
+        typename message_type::ptr pong(
+            new message_type(typename message_type::con_msg_man_ptr(), websocketpp::frame::opcode::PONG, payload.size()),
+            control_release{self});
+        control_bytes_.fetch_add(queued_frame_overhead, std::memory_order_relaxed);
+        const websocketpp::frame::basic_header head(websocketpp::frame::opcode::PONG, payload.size(), true, false);
+        pong->set_header(websocketpp::frame::prepare_header(head, websocketpp::frame::extended_header(payload.size())));
+        pong->set_payload(payload);
+        pong->set_prepared(true);
+        websocketpp::lib::error_code ec = c->send(pong);
+        (void)ec;  // fails only once the connection is closing: nothing to answer
+        return true;
+    }
     /// The pong deadline expired; the connection is being dropped.
     void mark_heartbeat_failed() noexcept { heartbeat_failed_ = true; }
     bool heartbeat_failed() const noexcept override { return heartbeat_failed_; }
 
     std::size_t buffered_amount() const override {
         auto c = connection_.lock();
-        return c ? c->get_buffered_amount() : 0;
+        return c ? c->get_buffered_amount() + control_bytes_.load(std::memory_order_relaxed) : 0;
     }
 
     const std::string& remote_address() const override { return remote_; }
@@ -207,12 +242,26 @@ public:
     }
 
 private:
+    using message_type = typename Config::message_type;
+
+    /// Deleter of the pongs answer_ping() queues.
+    struct control_release {
+        std::shared_ptr<websocket_connection> owner;
+        void operator()(message_type* message) const noexcept {
+            owner->control_bytes_.fetch_sub(queued_frame_overhead, std::memory_order_relaxed);
+            delete message;
+        }
+    };
+
     std::weak_ptr<typename connection_ptr::element_type> connection_;
     const strand_ptr strand_;
     asio::io_context& io_;
     const std::string remote_;
     bool awaiting_pong_ = false;  ///< a ping went out and no pong came yet
     bool heartbeat_failed_ = false;  ///< dropped for a missing pong
+    /// Overhead of the pongs queued or being written (released by
+    /// control_release, on whichever thread frees the message last).
+    std::atomic<std::size_t> control_bytes_{0};
 };
 
 template <class Config>
@@ -508,6 +557,23 @@ private:
             core_->log(log_level::info, "no pong in time; dropping the connection");
             if (auto w = wrapper_of(c)) static_cast<websocket_connection<Config>&>(*w).mark_heartbeat_failed();
             c->terminate(websocketpp::error::make_error_code(websocketpp::error::general));
+        });
+        // Pongs count in the send budget (max_send_queue_bytes) like data
+        // frames: a peer that pings and never reads would otherwise have
+        // one queued per ping without bound. Beyond the budget: 4005, as
+        // for data (the close frame is queued behind what the peer does not
+        // read, so the close handshake timeout drops the socket).
+        server_.set_ping_handler([this](websocketpp::connection_hdl hdl, std::string payload) {
+            websocketpp::lib::error_code ec;
+            auto c = server_.get_con_from_hdl(hdl, ec);
+            if (ec) return false;
+            auto w = std::static_pointer_cast<websocket_connection<Config>>(wrapper_of(c));
+            if (!w) return true;  // websocketpp answers
+            if (!w->answer_ping(c, payload, core_->options.max_send_queue_bytes, w)) {
+                core_->log(log_level::warning, "send queue limit exceeded by pongs; closing slow consumer with 4005");
+                w->close(4005, "slow consumer");
+            }
+            return false;
         });
         server_.set_pong_handler([this](websocketpp::connection_hdl hdl, std::string) {
             websocketpp::lib::error_code ec;
