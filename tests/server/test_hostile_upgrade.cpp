@@ -3,6 +3,7 @@
 // malformed request heads, and a flood of sockets that never upgrade. Each
 // gets a clear HTTP status or a close within its bound, and a session that
 // keeps calling meanwhile (the bystander) never misses a reply.
+#include "http_response.hpp"
 #include "socket_harness.hpp"
 
 #include <doctest/doctest.h>
@@ -193,6 +194,11 @@ TEST_CASE("hostile upgrade: oversized or malformed request heads get a clear sta
         (void)raw.write(c.bytes);
         REQUIRE(raw.wait_closed(ms(3000)).has_value());
         CHECK(http_status(raw.buffer) == c.status);
+        // A complete HTTP/1.1 answer, even from websocketpp's own parser.
+        const auto answer = parse_http_response(raw.buffer);
+        REQUIRE(answer.has_value());
+        check_complete(*answer, raw.buffer);
+        CHECK(answer->size == raw.buffer.size());
         if (c.status == 426 && c.bytes.find("/connect") != std::string::npos &&
             c.bytes.find("Sec-WebSocket-Key") != std::string::npos)
             CHECK(raw.buffer.find("Sec-WebSocket-Version: 13\r\n") != std::string::npos);

@@ -1,7 +1,11 @@
 // GET /metrics and GET /health on the gateway's listening port (issue 5
 // item 8), over real sockets with a plain HTTP/1.1 client: content types,
 // values after real upgrades and calls, the loopback/allow-list rule, other
-// methods, disabled paths, and 503 from /health while stop() drains.
+// methods, disabled paths, and 503 from /health while stop() drains. Every
+// answer and refusal is a complete HTTP/1.1 response (issue 13 item 5):
+// reason phrase, Content-Length, Connection: close; the WebSocket path is
+// matched exactly; of pipelined requests only the first is answered.
+#include "http_response.hpp"
 #include "socket_harness.hpp"
 
 #include <gatehouse/server/metrics.hpp>
@@ -158,5 +162,96 @@ TEST_CASE("http endpoints: allow-list, disabled paths, no sink") {
         live_gateway g(socket_options());
         CHECK(http(g.port, "GET", "/metrics").status == 404);
         CHECK(http(g.port, "GET", "/health").status == 200);
+    }
+}
+
+namespace {
+
+/// Writes `bytes` on a new connection and reads until the server closes it.
+std::string raw_exchange(std::uint16_t port, const std::string& bytes) {
+    client_socket socket(port);
+    (void)socket.write(bytes);  // the server may answer and close before reading it all
+    REQUIRE_MESSAGE(socket.wait_closed(ms(5000)).has_value(), "the server did not close the connection");
+    return socket.buffer;
+}
+
+/// The one complete response `bytes` gets; nothing follows it.
+http_response only_answer(std::uint16_t port, const std::string& bytes) {
+    const std::string all = raw_exchange(port, bytes);
+    const auto r = parse_http_response(all);
+    REQUIRE_MESSAGE(r.has_value(), "no HTTP response: " << all);
+    check_complete(*r, all);
+    CHECK(r->size == all.size());
+    return *r;
+}
+
+}  // namespace
+
+TEST_CASE("http endpoints: every answer is a complete HTTP/1.1 response") {
+    live_gateway g(with_metrics(std::make_shared<s::prometheus_metrics>()));
+    const std::string host = "Host: 127.0.0.1\r\n";
+
+    SUBCASE("431: request head beyond websocketpp's limit") {
+        const auto r = only_answer(g.port, "GET /health HTTP/1.1\r\n" + host + "X-Big: " + std::string(20000, 'a') +
+                                               "\r\n\r\n");
+        CHECK(r.status == 431);
+        CHECK(r.reason == "Request Header Fields Too Large");
+    }
+    SUBCASE("400: malformed request") {
+        const auto r = only_answer(g.port, "GET /health HTTP/1.1\r\n" + host + "nonsense\r\n\r\n");
+        CHECK(r.status == 400);
+        CHECK(r.reason == "Bad Request");
+        const auto no_version = only_answer(g.port, "GET /health\r\n" + host + "\r\n");
+        CHECK(no_version.status == 400);
+    }
+    SUBCASE("200, 404, 405") {
+        const auto health = only_answer(g.port, "GET /health HTTP/1.1\r\n" + host + "\r\n");
+        CHECK(health.status == 200);
+        CHECK(health.reason == "OK");
+        CHECK(health.body == R"({"status":"running"})");
+        const auto metrics = only_answer(g.port, "GET /metrics HTTP/1.1\r\n" + host + "\r\n");
+        CHECK(metrics.status == 200);
+        CHECK(only_answer(g.port, "GET /favicon.ico HTTP/1.1\r\n" + host + "\r\n").status == 404);
+        const auto post = only_answer(g.port, "POST /health HTTP/1.1\r\n" + host + "Content-Length: 0\r\n\r\n");
+        CHECK(post.status == 405);
+        CHECK(post.reason == "Method Not Allowed");
+    }
+    SUBCASE("refused upgrades (401, 426 for another version)") {
+        const auto unauthorized = only_answer(g.port, upgrade_request("Bearer bad|x|y"));
+        CHECK(unauthorized.status == 401);
+        CHECK(unauthorized.reason == "Unauthorized");
+        std::string v8 = upgrade_request("Bearer " + token("alice", session_a));
+        v8.replace(v8.find("Version: 13"), 11, "Version: 8");
+        CHECK(only_answer(g.port, v8).status == 426);
+    }
+    SUBCASE("pipelined requests: the first is answered with Connection: close, the connection closes") {
+        const std::string one = "GET /health HTTP/1.1\r\n" + host + "\r\n";
+        const auto r = only_answer(g.port, one + one);  // one response, nothing after it
+        CHECK(r.status == 200);
+        CHECK(r.body == R"({"status":"running"})");
+        const auto mixed = only_answer(g.port, "GET /nowhere HTTP/1.1\r\n" + host + "\r\n" + one);
+        CHECK(mixed.status == 404);
+    }
+    SUBCASE("the WebSocket path is matched exactly, query aside, with or without an Upgrade") {
+        const std::string bearer = "Bearer " + token("alice", session_a);
+        for (const char* path : {"/connectfoo", "/connect/", "/connect.json", "/connec", "/Connect"}) {
+            CAPTURE(path);
+            const auto plain = only_answer(g.port, std::string("GET ") + path + " HTTP/1.1\r\n" + host + "\r\n");
+            CHECK(plain.status == 404);
+            CHECK(plain.reason == "Not Found");
+            const auto upgrade = only_answer(g.port, upgrade_request(bearer, {}, path));
+            CHECK(upgrade.status == 404);
+        }
+        for (const char* path : {"/connect", "/connect?token=abc"}) {
+            CAPTURE(path);
+            const auto plain = only_answer(g.port, std::string("GET ") + path + " HTTP/1.1\r\n" + host + "\r\n");
+            CHECK(plain.status == 426);
+            CHECK(plain.reason == "Upgrade Required");
+            CHECK(plain.body == "This endpoint only accepts WebSocket connections");
+        }
+        ws_client ok(g.port);
+        ok.connect(token("alice", session_a));  // and the exact path still upgrades
+        CHECK(ok.head.find("Content-Length") == std::string::npos);  // none on a 101
+        CHECK(ok.close_cleanly());
     }
 }

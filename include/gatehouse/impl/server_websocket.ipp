@@ -37,8 +37,13 @@
 // Plain HTTP requests (no upgrade) reach the http handler: GET metrics_path
 // (Prometheus text, only for loopback or allow-listed peers, else 404 like
 // any unknown path), GET health_path (200/503, JSON), 405 for other methods
-// on those two; elsewhere 426 on the WebSocket path, 404 otherwise, both
-// counted as refused upgrades. Tested in tests/server/test_http_endpoints.cpp.
+// on those two; elsewhere 426 on exactly the WebSocket path (query aside),
+// 404 otherwise (with or without an Upgrade), both counted as refused
+// upgrades. Every answer but the 101 is a complete HTTP/1.1 response (reason
+// phrase, Content-Length, a body for refusals, Connection: close) and the
+// connection is closed after it: one request per connection, so of two
+// pipelined requests only the first is answered (complete_response below).
+// Tested in tests/server/test_http_endpoints.cpp.
 #pragma once
 
 #include <gatehouse/server/gateway.hpp>
@@ -87,6 +92,33 @@ struct websocket_connection_base {
     std::shared_ptr<std::atomic<std::size_t>> pending_upgrades;
 };
 
+/// websocketpp's HTTP response, completed as it is written (websocketpp
+/// writes it with raw(), which connection and processor call on the
+/// configured response_type, so this one hides the base's). Every answer
+/// but a 101 is a whole HTTP/1.1 response: a reason phrase (websocketpp's
+/// own refusals, 400 and 431 from its request parser, come with none), a
+/// body for refusals (the reason phrase when none was set), Content-Length,
+/// and Connection: close, since websocketpp closes the connection after any
+/// answer but a 101 (one request per connection: a pipelined second request
+/// is never answered, RFC 9112 §9.6).
+class complete_response : public websocketpp::http::parser::response {
+public:
+    std::string raw() const {
+        namespace status = websocketpp::http::status_code;
+        const status::value code = get_status_code();
+        if (code < 200) return response::raw();  // 101: no Content-Length (RFC 9110 §8.6)
+        response whole(*this);
+        if (get_status_msg().empty()) whole.set_status(code, status::get_string(code));
+        if (code >= 400 && get_body().empty()) {
+            whole.set_body(whole.get_status_msg());
+            whole.replace_header("Content-Type", "text/plain");
+        }
+        whole.replace_header("Content-Length", std::to_string(whole.get_body().size()));
+        whole.replace_header("Connection", "close");
+        return whole.raw();
+    }
+};
+
 template <class Concurrency, bool MultiThreaded, class SocketType>
 struct websocket_config : websocketpp::config::core {
     typedef websocket_config type;
@@ -94,7 +126,7 @@ struct websocket_config : websocketpp::config::core {
 
     typedef Concurrency concurrency_type;
     typedef base::request_type request_type;
-    typedef base::response_type response_type;
+    typedef complete_response response_type;
     typedef base::message_type message_type;
     typedef base::con_msg_manager_type con_msg_manager_type;
     typedef base::endpoint_msg_manager_type endpoint_msg_manager_type;
@@ -594,8 +626,8 @@ private:
     }
 
     /// Plain HTTP on the listening port: metrics_path, health_path, and for
-    /// anything else 426 (the WebSocket path) or 404, counted as refused
-    /// upgrades (bad_request, not_found).
+    /// anything else 426 (exactly the WebSocket path, query aside) or 404,
+    /// counted as refused upgrades (bad_request, not_found).
     void answer_http(const connection_ptr& c) {
         const auto& o = core_->options;
         const std::string& resource = c->get_resource();
@@ -627,7 +659,9 @@ private:
             c->set_body(stopping ? "{\"status\":\"stopping\"}" : "{\"status\":\"running\"}");
             return;
         }
-        const bool ours = resource.compare(0, o.path.size(), o.path) == 0;
+        // The WebSocket path exactly (query aside), as on_upgrade matches
+        // it: /connectfoo is 404 with or without an Upgrade.
+        const bool ours = path == o.path;
         core_->count_upgrade(ours ? upgrade_result::bad_request : upgrade_result::not_found);
         if (ours)
             plain(websocketpp::http::status_code::upgrade_required, "This endpoint only accepts WebSocket connections");
