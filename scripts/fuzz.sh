@@ -6,12 +6,20 @@
 #   scripts/fuzz.sh                 all fuzzers
 #   scripts/fuzz.sh fuzz_frame      one of them
 #   FUZZ_SECONDS=600 scripts/fuzz.sh fuzz_frame   a longer run by hand
+# FUZZ_BUILD_DIR (default build-fuzz) may be absolute or relative to the
+# project root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+root=$(pwd)
 
 scripts/install-deps.sh
 
 build_dir=${FUZZ_BUILD_DIR:-build-fuzz}
+# The fuzzers run from a scratch directory, so they need the absolute path.
+case $build_dir in
+    /*) build_path=$build_dir ;;
+    *) build_path=$root/$build_dir ;;
+esac
 seconds=${FUZZ_SECONDS:-20}
 cmake -S . -B "$build_dir" -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DGATEHOUSE_BUILD_FUZZERS=ON -DGATEHOUSE_BUILD_TESTS=OFF -DGATEHOUSE_BUILD_EXAMPLES=OFF \
@@ -37,14 +45,13 @@ run_one() {
     if [ -d "tests/fuzz/corpus/$name" ]; then cp -r "tests/fuzz/corpus/$name/." "$corpus/"; fi
     mkdir -p "$scratch/$name.artifacts"
     set +e
-    (cd "$scratch" && "$root/$build_dir/tests/fuzz/$name" -max_total_time="$seconds" -timeout=10 \
+    (cd "$scratch" && "$build_path/tests/fuzz/$name" -max_total_time="$seconds" -timeout=10 \
         -rss_limit_mb=2048 -artifact_prefix="$scratch/$name.artifacts/" "$corpus" >"$scratch/$name.log" 2>&1)
     rc=$?
     set -e
     echo $rc >"$scratch/$name.rc"
 }
 
-root=$(pwd)
 echo "fuzz: ${#fuzzers[@]} fuzzer(s), ${seconds}s each, $jobs at a time"
 running=0
 for name in "${fuzzers[@]}"; do
