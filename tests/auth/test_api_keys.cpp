@@ -89,3 +89,21 @@ TEST_CASE("api keys: add, validate, revoke, expire") {
     CHECK(called);
     CHECK_THROWS_AS(a::api_key_validator(a::api_key_options{0, a::system_time()}), std::invalid_argument);
 }
+
+TEST_CASE("api keys: a registered expiry_leeway extends acceptance to expires_at + leeway, and is passed on") {
+    a::manual_clock clock;
+    a::api_key_options o;
+    o.clock = clock.source();
+    a::api_key_validator v(o);
+    auto id = service("reports");
+    id.expires_at = clock.now() + seconds(60);
+    id.expiry_leeway = seconds(10);
+    REQUIRE_FALSE(v.add("key-delta-0123456789", id));
+    a::identity got;
+    clock.advance(seconds(69));
+    REQUIRE_FALSE(v.validate("key-delta-0123456789", got));
+    CHECK(got.expiry_leeway == seconds(10));
+    CHECK(got.valid_until() == *id.expires_at + seconds(10));
+    clock.advance(seconds(1));
+    CHECK(v.validate("key-delta-0123456789", got) == auth_errc::api_key_expired);
+}

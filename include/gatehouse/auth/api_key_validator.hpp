@@ -56,8 +56,11 @@ public:
     GATEHOUSE_DECL explicit api_key_validator(api_key_options options = {});
 
     /// Registers `key` (stored hashed) for `id`; replaces an identity the
-    /// same key had. Errors: empty_credential, api_key_too_large,
-    /// malformed_credential, crypto_failure.
+    /// same key had. With id.expires_at set, the key is accepted until
+    /// id.valid_until() (expires_at + id.expiry_leeway, no leeway by
+    /// default), and the identity handed out carries both, so the gateway
+    /// applies the same deadline. Errors: empty_credential,
+    /// api_key_too_large, malformed_credential, crypto_failure.
     GATEHOUSE_DECL std::error_code add(std::string_view key, identity id);
     /// Registers an already hashed key.
     GATEHOUSE_DECL void add_hash(const api_key_hash& hash, identity id);

@@ -66,6 +66,12 @@ struct identity {
     std::vector<std::string> permissions;
     /// When the credential stops being valid; empty when it never expires.
     std::optional<std::chrono::system_clock::time_point> expires_at;
+    /// The clock skew tolerated past expires_at: the validator accepts this
+    /// credential until expires_at + expiry_leeway; the gateway ends the
+    /// session then. jwt_validator sets it to jwt_options::leeway; for other
+    /// credentials (e.g. API keys) it is whatever the host registered (0).
+    /// Meaningless without expires_at; a negative value counts as 0.
+    std::chrono::seconds expiry_leeway{0};
     /// The token id ("jti"), used for revocation of a single token.
     std::string token_id;
     /// The issuer ("iss") when the credential has one.
@@ -89,9 +95,24 @@ struct identity {
         const auto it = all.find(name);
         return it == all.end() ? nullptr : &*it;
     }
-    /// True when expires_at is set and not after `now`.
+    /// The end of validity: expires_at + expiry_leeway (saturating at
+    /// time_point::max()), or empty when the credential never expires. The
+    /// one deadline for accepting the credential and for ending its session.
+    std::optional<std::chrono::system_clock::time_point> valid_until() const noexcept {
+        using clock = std::chrono::system_clock;
+        if (!expires_at) return std::nullopt;
+        if (expiry_leeway <= std::chrono::seconds(0)) return expires_at;
+        if (expiry_leeway >= std::chrono::duration_cast<std::chrono::seconds>(clock::duration::max()))
+            return clock::time_point::max();
+        const auto leeway = std::chrono::duration_cast<clock::duration>(expiry_leeway);
+        if (*expires_at > clock::time_point::max() - leeway) return clock::time_point::max();
+        return *expires_at + leeway;
+    }
+    /// True when the credential has expired at `now`: valid_until() is set
+    /// and not after `now` (so expires_at + expiry_leeway <= now).
     bool expired(std::chrono::system_clock::time_point now) const noexcept {
-        return expires_at && *expires_at <= now;
+        const auto until = valid_until();
+        return until && *until <= now;
     }
 };
 
