@@ -82,6 +82,15 @@ std::string noncanonical_b64(const std::string& s) {
     return text;
 }
 
+// The JSON text of `j` with `members` (raw "name":value text) appended at
+// its end, so that a repeated name comes last: the one a last-wins parser
+// would keep.
+std::string with_raw(const json& j, const std::string& members) {
+    auto text = j.dump();
+    text.pop_back();
+    return text + "," + members + "}";
+}
+
 // Extends base64url text to a length no byte string encodes to (4n+1).
 std::string impossible_length(std::string text) {
     while (text.size() % 4 != 1) text += 'A';
@@ -246,6 +255,39 @@ TEST_CASE("hostile tokens: every case refused with its own code") {
         {"roles is an object", f.hs_token(F::with(claims, "roles", json::object())), auth_errc::claim_wrong_type},
         {"roles holds a number", f.hs_token(F::with(claims, "roles", {"player", 3})), auth_errc::claim_wrong_type},
         {"permissions is a number", f.hs_token(F::with(claims, "permissions", 3)), auth_errc::claim_wrong_type},
+        // Wrongly typed grants (issue 13): a string is not a list.
+        {"permissions is a string", f.hs_token(F::with(claims, "permissions", "admin:broadcast")),
+         auth_errc::claim_wrong_type},
+        {"permissions is a space-separated string", f.hs_token(F::with(claims, "permissions", "chat:write admin:broadcast")),
+         auth_errc::claim_wrong_type},
+        {"roles is a string", f.hs_token(F::with(claims, "roles", "admin")), auth_errc::claim_wrong_type},
+        {"permissions is an array of arrays", f.hs_token(F::with(claims, "permissions", json::array({json::array({"admin:broadcast"})}))),
+         auth_errc::claim_wrong_type},
+        // Repeated member names (issue 13, RFC 7519 §4): refused, never "last wins".
+        {"two sub", f.hs_raw(F::header("HS256", "hs"), with_raw(claims, R"("sub":"admin")")),
+         auth_errc::payload_duplicate_member},
+        {"two permissions",
+         f.hs_raw(F::header("HS256", "hs"), with_raw(F::with(claims, "permissions", {"chat:write"}),
+                                                      R"("permissions":["admin:broadcast"])")),
+         auth_errc::payload_duplicate_member},
+        {"two roles", f.hs_raw(F::header("HS256", "hs"), with_raw(claims, R"("roles":["admin"])")),
+         auth_errc::payload_duplicate_member},
+        {"two exp", f.hs_raw(F::header("HS256", "hs"), with_raw(claims, R"("exp":99999999999)")),
+         auth_errc::payload_duplicate_member},
+        {"sub twice, once with an escaped name", f.hs_raw(F::header("HS256", "hs"), with_raw(claims, R"("s\u0075b":"admin")")),
+         auth_errc::payload_duplicate_member},
+        {"an unknown claim twice",
+         f.hs_raw(F::header("HS256", "hs"), with_raw(F::with(claims, "tier", "free"), R"("tier":"gold")")),
+         auth_errc::payload_duplicate_member},
+        {"a nested object repeats a member",
+         f.hs_raw(F::header("HS256", "hs"), with_raw(claims, R"("realm_access":{"roles":["player"],"roles":["admin"]})")),
+         auth_errc::payload_duplicate_member},
+        {"two alg in the header (none, then HS256)", f.hs_raw(R"({"alg":"none","kid":"hs","alg":"HS256"})", claims.dump()),
+         auth_errc::header_duplicate_member},
+        {"two kid in the header", f.hs_raw(R"({"alg":"HS256","kid":"hs2","kid":"hs"})", claims.dump()),
+         auth_errc::header_duplicate_member},
+        {"an unknown header parameter twice", f.hs_raw(R"({"alg":"HS256","kid":"hs","x":1,"x":2})", claims.dump()),
+         auth_errc::header_duplicate_member},
     };
     CHECK(rows.size() >= 40);
     std::set<int> codes;
@@ -269,6 +311,36 @@ TEST_CASE("hostile tokens: every case refused with its own code") {
         CHECK(called);
     }
     MESSAGE(rows.size() << " hostile tokens, " << codes.size() << " distinct error codes");
+}
+
+TEST_CASE("hostile tokens: a repeated claim name is found among many claims") {
+    const hostile_fixture f;
+    auto v = f.validator();
+    // More top-level members than the scanner keeps in its fixed table.
+    json many = f.claims();
+    for (int i = 0; i < 300; ++i) many["c" + std::to_string(i)] = i;
+    a::identity id;
+    REQUIRE_FALSE(v.validate(f.hs_token(many), id));
+    CHECK(v.validate(f.hs_raw(hostile_fixture::header("HS256", "hs"), with_raw(many, R"("c299":0)")), id) ==
+          auth_errc::payload_duplicate_member);
+    CHECK(v.validate(f.hs_raw(hostile_fixture::header("HS256", "hs"), with_raw(many, R"("c0":0)")), id) ==
+          auth_errc::payload_duplicate_member);
+    CHECK(v.validate(f.hs_raw(hostile_fixture::header("HS256", "hs"), with_raw(many, R"("sub":"admin")")), id) ==
+          auth_errc::payload_duplicate_member);
+    // Beyond the scanner's table of 1024 names, with a larger token limit.
+    a::jwt_options o;
+    o.clock = f.clock.source();
+    o.max_token_size = 64 * 1024;
+    a::jwt_validator wide(o, make_set({hmac_key(f.secret, "hs", {A::hs256})}));
+    json huge = f.claims();
+    for (int i = 0; i < 1500; ++i) huge["c" + std::to_string(i)] = i;
+    REQUIRE_FALSE(wide.validate(f.hs_token(huge), id));
+    CHECK(wide.validate(f.hs_raw(hostile_fixture::header("HS256", "hs"), with_raw(huge, R"("c1400":0)")), id) ==
+          auth_errc::payload_duplicate_member);
+    CHECK(wide.validate(f.hs_raw(hostile_fixture::header("HS256", "hs"), with_raw(huge, R"("sub":"admin")")), id) ==
+          auth_errc::payload_duplicate_member);
+    // Sibling objects may use the same names; only one object's members must differ.
+    CHECK_FALSE(v.validate(f.hs_token(hostile_fixture::with(f.claims(), "list", json::array({json{{"a", 1}}, json{{"a", 2}}}))), id));
 }
 
 TEST_CASE("hostile tokens: no kid with one key still checks the key type (RS256 key, HS256 token)") {

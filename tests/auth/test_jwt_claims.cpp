@@ -103,11 +103,13 @@ TEST_CASE("claims: configurable claim names and requirements") {
     o.subject_claim = "uid";
     o.session_key_claim = "sid";
     o.roles_claim = "groups";
-    o.permissions_claim = "scope";
+    o.permissions_claim = "perms";
+    o.scope_claim = "scope";
     const json claims = {{"uid", "account-9"},
                          {"sid", "9f3c"},
                          {"groups", {"admin", "player"}},
                          {"scope", "read  write "},
+                         {"perms", {"chat"}},
                          {"exp", now_s + 60},
                          {"sub", "ignored"},
                          {"roles", {"ignored"}},
@@ -117,7 +119,7 @@ TEST_CASE("claims: configurable claim names and requirements") {
     CHECK(id.subject == "account-9");
     CHECK(id.session_key == "9f3c");
     CHECK(id.roles == std::vector<std::string>{"admin", "player"});
-    CHECK(id.permissions == std::vector<std::string>{"read", "write"});
+    CHECK(id.permissions == std::vector<std::string>{"chat", "read", "write"});
     CHECK(id.has_role("admin"));
     CHECK_FALSE(id.has_role("ignored"));
     REQUIRE(id.claim("extra"));
@@ -146,6 +148,72 @@ TEST_CASE("claims: configurable claim names and requirements") {
     CHECK(id.issuer == "b");
 }
 
+TEST_CASE("claims: roles and permissions are arrays of strings; the scope string form only when configured") {
+    claims_fixture f;
+    using F = claims_fixture;
+    a::identity id;
+    // Issue 13: a string where a list belongs grants nothing; the token is refused.
+    CHECK(f.check(F::with(F::base(), "permissions", "admin:broadcast")) == auth_errc::claim_wrong_type);
+    CHECK(f.check(F::with(F::base(), "permissions", "")) == auth_errc::claim_wrong_type);
+    CHECK(f.check(F::with(F::base(), "roles", "admin")) == auth_errc::claim_wrong_type);
+    CHECK(f.check(F::with(F::base(), "roles", nullptr)) == auth_errc::claim_wrong_type);
+    CHECK(f.check(F::with(F::base(), "permissions", true)) == auth_errc::claim_wrong_type);
+    REQUIRE_FALSE(f.check(f.options(), F::with(F::base(), "permissions", json::array()), id));
+    CHECK(id.permissions.empty());
+
+    // "scope" is an ordinary, unread claim unless scope_claim names it.
+    REQUIRE_FALSE(f.check(f.options(), F::with(F::base(), "scope", "admin:broadcast"), id));
+    CHECK_FALSE(id.has_permission("admin:broadcast"));
+    auto o = f.options();
+    o.scope_claim = "scope";
+    REQUIRE_FALSE(f.check(o, F::with(F::with(F::base(), "scope", " a:x  b:y"), "permissions", {"c:z"}), id));
+    CHECK(id.permissions == std::vector<std::string>{"c:z", "a:x", "b:y"});
+    REQUIRE_FALSE(f.check(o, F::with(F::base(), "scope", ""), id));
+    CHECK(id.permissions.empty());
+    CHECK(f.check(o, F::with(F::base(), "scope", {"a:x"}), id) == auth_errc::claim_wrong_type);
+    CHECK(f.check(o, F::with(F::base(), "scope", 1), id) == auth_errc::claim_wrong_type);
+}
+
+TEST_CASE("claims: the identity carries the expiry leeway it was accepted with (issue 13)") {
+    claims_fixture f;
+    using F = claims_fixture;
+    using clock = std::chrono::system_clock;
+    a::identity id;
+    // Expired 20 s ago, inside the default 30 s leeway: accepted, and the
+    // identity says until when (expires_at + expiry_leeway).
+    REQUIRE_FALSE(f.check(f.options(), F::with(F::base(), "exp", now_s - 20), id));
+    CHECK(id.expiry_leeway == seconds(30));
+    REQUIRE(id.expires_at);
+    CHECK(*id.expires_at == clock::time_point(seconds(now_s - 20)));
+    REQUIRE(id.valid_until());
+    CHECK(*id.valid_until() == clock::time_point(seconds(now_s + 10)));
+    CHECK_FALSE(id.expired(f.clock.now()));
+    CHECK_FALSE(id.expired(clock::time_point(seconds(now_s + 9))));
+    CHECK(id.expired(clock::time_point(seconds(now_s + 10))));
+
+    auto o = f.options();
+    o.leeway = seconds(5);
+    REQUIRE_FALSE(f.check(o, F::base(), id));
+    CHECK(id.expiry_leeway == seconds(5));
+    o.leeway = seconds(0);
+    REQUIRE_FALSE(f.check(o, F::base(), id));
+    CHECK(id.expiry_leeway == seconds(0));
+
+    // No expiry: no deadline, whatever the leeway.
+    o.require_expiration = false;
+    json no_exp = F::base();
+    no_exp.erase("exp");
+    o.leeway = seconds(30);
+    REQUIRE_FALSE(f.check(o, no_exp, id));
+    CHECK_FALSE(id.valid_until());
+    CHECK_FALSE(id.expired(clock::time_point::max()));
+    // A date past what time_point holds saturates instead of overflowing.
+    REQUIRE_FALSE(f.check(o, F::with(F::base(), "exp", 253402300799LL), id));
+    REQUIRE(id.valid_until());
+    CHECK(*id.valid_until() >= *id.expires_at);
+    CHECK_FALSE(id.expired(f.clock.now()));
+}
+
 TEST_CASE("jwt_options: inconsistent configuration is refused at construction") {
     const auto bad = [](auto change) {
         a::jwt_options o;
@@ -159,6 +227,8 @@ TEST_CASE("jwt_options: inconsistent configuration is refused at construction") 
     bad([](a::jwt_options& o) { o.max_age = seconds(0); });
     bad([](a::jwt_options& o) { o.clock = nullptr; });
     bad([](a::jwt_options& o) { o.session_key_claim.clear(); });
+    bad([](a::jwt_options& o) { o.scope_claim = o.permissions_claim; });
+    bad([](a::jwt_options& o) { o.scope_claim = o.roles_claim; });
     bad([](a::jwt_options& o) { o.issuers = {""}; });
     bad([](a::jwt_options& o) { o.audiences = {""}; });
 }

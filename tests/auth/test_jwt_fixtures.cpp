@@ -4,6 +4,8 @@
 
 #include <doctest/doctest.h>
 
+#include <map>
+
 using namespace gatehouse::test::auth;
 using A = gatehouse::auth::jwt_algorithm;
 using gatehouse::auth::auth_errc;
@@ -38,6 +40,7 @@ a::key_set jwks_keys() {
 TEST_CASE("PyJWT fixtures: every algorithm, keys from PEM and from JWKS") {
     const auto& tokens = tokens_fixture().at("tokens");
     std::size_t valid = 0;
+    std::map<std::string, int> refused;
     std::set<std::string> algorithms;
     for (auto keys : {pem_keys(), jwks_keys()}) {
         a::jwt_validator v(fixture_options(), std::move(keys));
@@ -48,10 +51,17 @@ TEST_CASE("PyJWT fixtures: every algorithm, keys from PEM and from JWKS") {
             a::identity id;
             const auto ec = v.validate(token, id);
             if (expect != "ok") {
-                const auto expected = expect == "bad_signature"   ? auth_errc::bad_signature
-                                      : expect == "token_expired" ? auth_errc::token_expired
-                                                                  : auth_errc::unsecured_token;
-                CHECK(ec == expected);
+                const std::map<std::string, auth_errc> codes = {
+                    {"bad_signature", auth_errc::bad_signature},
+                    {"token_expired", auth_errc::token_expired},
+                    {"unsecured_token", auth_errc::unsecured_token},
+                    {"claim_wrong_type", auth_errc::claim_wrong_type},
+                    {"payload_duplicate_member", auth_errc::payload_duplicate_member},
+                    {"header_duplicate_member", auth_errc::header_duplicate_member}};
+                REQUIRE(codes.count(expect) == 1);
+                CHECK(ec == codes.at(expect));
+                CHECK_FALSE(id.claims);
+                ++refused[expect];
                 continue;
             }
             REQUIRE_FALSE(ec);
@@ -76,6 +86,7 @@ TEST_CASE("PyJWT fixtures: every algorithm, keys from PEM and from JWKS") {
     }
     CHECK(valid == 2 * a::jwt_algorithm_count);
     CHECK(algorithms.size() == a::jwt_algorithm_count);
+    CHECK(refused.size() == 6);  // every kind of minted failure was seen (twice: PEM and JWKS keys)
 }
 
 TEST_CASE("PyJWT fixtures: our signer's tokens carry the same claims and verify with the same keys") {
@@ -91,7 +102,7 @@ TEST_CASE("PyJWT fixtures: our signer's tokens carry the same claims and verify 
         std::string token;
         REQUIRE_FALSE(a::sign_jwt(claims, *key, alg, token));
         a::identity id;
-        CHECK_FALSE(v.validate(token, id));
+        REQUIRE_FALSE(v.validate(token, id));
         CHECK(id.claims->json() == claims);
     }
 }

@@ -177,6 +177,30 @@ TEST_CASE("JWKS: RFC 7517 appendix A examples") {
          "y":"4Etl6SRW2YiLUrN5vfvVHuhp7x8PxltmWWlbbM4IFyM"})"), {}, k));
 }
 
+TEST_CASE("JWKS: a repeated member name is refused, never resolved by order (issue 13)") {
+    a::key_set keys;
+    const std::string ed = R"({"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo")";
+    const std::string oct =
+        R"({"kty":"oct","k":"AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow")";
+    const auto doc = [](const std::string& key) { return R"({"keys":[)" + key + "]}"; };
+    REQUIRE_FALSE(a::parse_jwks(doc(ed + R"(,"kid":"a"})"), keys));  // the baseline loads
+    CHECK(a::parse_jwks(doc(ed + R"(,"kid":"a","kid":"b"})"), keys) == auth_errc::jwks_duplicate_member);
+    CHECK(a::parse_jwks(doc(ed + R"(,"kid":"a","k\u0069d":"b"})"), keys) == auth_errc::jwks_duplicate_member);
+    CHECK(a::parse_jwks(doc(ed + R"(,"x":"2mYWX1OVC1P8FOkmRuxlHqIuVlmvB4ZxXnN2Hf-ogg0"})"), keys) ==
+          auth_errc::jwks_duplicate_member);
+    CHECK(a::parse_jwks(doc(oct + R"(,"k":"AAAA","kid":"h"})"), keys) == auth_errc::jwks_duplicate_member);
+    CHECK(a::parse_jwks(doc(R"({"kty":"RSA","n":"AQAB","e":"AQAB","n":"AQAB"})"), keys) ==
+          auth_errc::jwks_duplicate_member);
+    CHECK(a::parse_jwks(doc(ed + R"(,"ext":{"a":1,"a":2}})"), keys) == auth_errc::jwks_duplicate_member);
+    CHECK(a::parse_jwks(R"({"keys":[],"keys":[)" + ed + "}]}", keys) == auth_errc::jwks_duplicate_member);
+    // Even in a key that would be skipped: the document as a whole is refused.
+    CHECK(a::parse_jwks(doc(R"({"kty":"XYZ","use":"enc","use":"sig"})"), keys) == auth_errc::jwks_duplicate_member);
+    CHECK(keys.size() == 1);  // untouched by the refusals
+    // The same names in different keys are no repetition.
+    REQUIRE_FALSE(a::parse_jwks(R"({"keys":[)" + ed + R"(,"kid":"a"},)" + ed + R"(,"kid":"b","ext":{"kid":1}}]})", keys));
+    CHECK(keys.size() == 2);
+}
+
 TEST_CASE("JWKS: refusals and skips") {
     a::key_set keys;
     const std::string ed = R"({"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo")";

@@ -111,6 +111,7 @@ TEST_CASE("validator_chain: routes by kind and consults the revocation list") {
     CHECK(r.calls == 1);  // inline: no I/O on this path
     CHECK_FALSE(r.ec);
     CHECK(r.id.subject == "acc");
+    CHECK(r.id.expiry_leeway == o.leeway);  // passed through, for the gateway's session deadline
 
     r = {};
     chain.async_validate({a::credential_kind::api_key, "api-key-1"}, record(r));

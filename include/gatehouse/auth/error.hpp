@@ -32,8 +32,10 @@ enum class auth_errc {
     json_too_deep,       ///< header or payload nests deeper than jwt_options::max_json_depth
     header_not_json,     ///< the protected header does not parse as JSON
     header_not_object,   ///< the protected header is JSON, but not an object
+    header_duplicate_member,   ///< an object in the protected header repeats a member name
     payload_not_json,    ///< the payload does not parse as JSON
     payload_not_object,  ///< the payload is JSON, but not an object
+    payload_duplicate_member,  ///< an object in the payload repeats a member name (e.g. two "sub")
 
     // Header parameters and key selection.
     algorithm_missing,             ///< no "alg" header parameter
@@ -58,6 +60,7 @@ enum class auth_errc {
     issued_in_future,          ///< "iat" is in the future (beyond the leeway)
     token_too_old,             ///< "iat" is older than jwt_options::max_age
     claim_wrong_type,          ///< a string-valued or list-valued claim has the wrong JSON type
+                               ///< (e.g. "permissions" or "roles" not an array of strings)
     issuer_missing,            ///< no "iss" while issuers are configured
     issuer_mismatch,           ///< "iss" is not one of the accepted issuers
     audience_missing,          ///< no "aud" while audiences are configured
@@ -86,6 +89,7 @@ enum class auth_errc {
     duplicate_key_id,       ///< two keys in one set share a "kid"
     jwks_not_json,          ///< the JWKS document does not parse as JSON
     jwks_malformed,         ///< the JWKS is not an object with a "keys" array
+    jwks_duplicate_member,  ///< an object in the JWKS (e.g. one key) repeats a member name
     jwks_too_large,         ///< the JWKS document or its key count exceeds the limit
     jwk_malformed,          ///< a JWK lacks a required member or has one of the wrong type
     jwk_algorithm_mismatch, ///< a JWK's "alg" does not fit its key type
@@ -122,8 +126,11 @@ public:
         case auth_errc::json_too_deep: return "the token's JSON nests deeper than the configured maximum";
         case auth_errc::header_not_json: return "the token header is not valid JSON";
         case auth_errc::header_not_object: return "the token header is not a JSON object";
+        case auth_errc::header_duplicate_member: return "the token header repeats a member name";
         case auth_errc::payload_not_json: return "the token payload is not valid JSON";
         case auth_errc::payload_not_object: return "the token payload is not a JSON object";
+        case auth_errc::payload_duplicate_member:
+            return "the token payload repeats a member name (claim names must be unique)";
         case auth_errc::algorithm_missing: return "the token header has no \"alg\"";
         case auth_errc::header_parameter_wrong_type: return "a token header parameter has the wrong JSON type";
         case auth_errc::unsecured_token: return "unsecured tokens (\"alg\": \"none\") are refused";
@@ -166,6 +173,7 @@ public:
         case auth_errc::duplicate_key_id: return "two keys share the same key id";
         case auth_errc::jwks_not_json: return "the JWKS document is not valid JSON";
         case auth_errc::jwks_malformed: return "the JWKS document is not an object with a \"keys\" array";
+        case auth_errc::jwks_duplicate_member: return "the JWKS document repeats a member name within one object";
         case auth_errc::jwks_too_large: return "the JWKS document or its number of keys exceeds the limit";
         case auth_errc::jwk_malformed: return "a JWK lacks a required member or has one of the wrong type";
         case auth_errc::jwk_algorithm_mismatch: return "a JWK's \"alg\" does not fit its key type";

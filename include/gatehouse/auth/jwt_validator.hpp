@@ -56,11 +56,19 @@ struct jwt_options {
     /// Refuse tokens without a non-empty session key, as the reference
     /// server does (true).
     bool require_session_key = true;
-    /// The claim holding roles: an array of strings or one space-separated
-    /// string ("roles").
+    /// The claim holding roles: an array of strings ("roles"). Any other
+    /// JSON type, a string included, refuses the token (claim_wrong_type):
+    /// a wrongly typed claim never grants anything.
     std::string roles_claim = "roles";
-    /// The claim holding permissions, same forms ("permissions").
+    /// The claim holding permissions: an array of strings, as for roles
+    /// ("permissions").
     std::string permissions_claim = "permissions";
+    /// The OAuth 2.0 "scope" form (RFC 8693 §4.2, RFC 9068): when set, the
+    /// claim of this name must be one string of space-separated names, each
+    /// of which is added to the permissions; any other JSON type refuses the
+    /// token (claim_wrong_type). Must differ from roles_claim and
+    /// permissions_claim. Empty (the default): off, the claim is not read.
+    std::string scope_claim;
     /// Where "now" comes from (the system clock).
     time_source clock = system_time();
 };

@@ -127,13 +127,10 @@ inline void split_spaces(const std::string& s, std::vector<std::string>& out) {
     }
 }
 
-/// Strings of a roles/permissions claim: an array of strings, or one string
-/// of space-separated names (the OAuth "scope" form).
+/// Strings of a roles/permissions claim: an array of strings, nothing else.
+/// A string is refused, not split: "permissions": "admin:broadcast" from an
+/// issuer that meant something else must not grant admin:broadcast.
 inline std::error_code string_list(const json::value& v, std::vector<std::string>& out) {
-    if (v.type == json::kind::string) {
-        split_spaces(json::unescape(v.raw, v.escaped), out);
-        return {};
-    }
     if (v.type != json::kind::array) return auth_errc::claim_wrong_type;
     const bool all_strings = json::scanner::string_elements(
         v.raw, [&out](std::string_view raw, bool escaped) { out.push_back(json::unescape(raw, escaped)); });
@@ -161,17 +158,26 @@ struct header_fields {
     bool crit = false;
 };
 
+/// Names of an OAuth "scope" claim: one string of space-separated names.
+inline std::error_code scope_list(const json::value& v, std::vector<std::string>& out) {
+    if (v.type != json::kind::string) return auth_errc::claim_wrong_type;
+    split_spaces(json::unescape(v.raw, v.escaped), out);
+    return {};
+}
+
 /// The claims that validation reads; `required_seen` has bit i set when
 /// jwt_options::required_claims[i] is present.
 struct claim_fields {
-    std::optional<json::value> exp, nbf, iat, iss, aud, jti, subject, session_key, roles, permissions;
+    std::optional<json::value> exp, nbf, iat, iss, aud, jti, subject, session_key, roles, permissions, scope;
     std::uint64_t required_seen = 0;
 };
 
-inline std::error_code scan_error(json::scan_result r, auth_errc not_json, auth_errc not_object) noexcept {
+inline std::error_code scan_error(json::scan_result r, auth_errc not_json, auth_errc not_object,
+                                  auth_errc duplicate) noexcept {
     switch (r) {
     case json::scan_result::ok: return {};
     case json::scan_result::not_object: return not_object;
+    case json::scan_result::duplicate_member: return duplicate;
     case json::scan_result::too_deep: return auth_errc::json_too_deep;
     case json::scan_result::not_json: break;
     }
@@ -191,6 +197,9 @@ GATEHOUSE_DECL jwt_validator::jwt_validator(jwt_options options, key_set keys) :
     if (options_.subject_claim.empty() || options_.session_key_claim.empty() || options_.roles_claim.empty() ||
         options_.permissions_claim.empty())
         throw std::invalid_argument("jwt_options: claim names must not be empty");
+    if (!options_.scope_claim.empty() &&
+        (options_.scope_claim == options_.roles_claim || options_.scope_claim == options_.permissions_claim))
+        throw std::invalid_argument("jwt_options: scope_claim must differ from roles_claim and permissions_claim");
     if (options_.required_claims.size() > 64)
         throw std::invalid_argument("jwt_options: at most 64 required claims");
     for (const auto& s : options_.issuers)
@@ -318,7 +327,9 @@ GATEHOUSE_DECL std::error_code jwt_validator::validate_impl(std::string_view tok
                                      else if (k == "typ") h.typ = v;
                                      else if (k == "crit") h.crit = true;
                                  });
-    if (auto ec = detail::scan_error(header_scan, auth_errc::header_not_json, auth_errc::header_not_object)) return ec;
+    if (auto ec = detail::scan_error(header_scan, auth_errc::header_not_json, auth_errc::header_not_object,
+                                     auth_errc::header_duplicate_member))
+        return ec;
     if (!h.alg) return auth_errc::algorithm_missing;
     if (h.alg->type != detail::json::kind::string) return auth_errc::header_parameter_wrong_type;
     const std::string alg_name = detail::json::unescape(h.alg->raw, h.alg->escaped);
@@ -371,7 +382,7 @@ GATEHOUSE_DECL std::error_code jwt_validator::validate_impl(std::string_view tok
                                   .top_object([&c, &o](std::string_view key, bool escaped, const detail::json::value& v) {
                                       const std::string unescaped = escaped ? detail::json::unescape(key, true) : std::string();
                                       const std::string_view k = escaped ? std::string_view(unescaped) : key;
-                                      // Duplicate names: the last one wins, as in nlohmann::json.
+                                      // A repeated name never gets here: the scan refuses it.
                                       if (k == "exp") c.exp = v;
                                       else if (k == "nbf") c.nbf = v;
                                       else if (k == "iat") c.iat = v;
@@ -382,10 +393,12 @@ GATEHOUSE_DECL std::error_code jwt_validator::validate_impl(std::string_view tok
                                       if (k == o.session_key_claim) c.session_key = v;
                                       if (k == o.roles_claim) c.roles = v;
                                       if (k == o.permissions_claim) c.permissions = v;
+                                      if (!o.scope_claim.empty() && k == o.scope_claim) c.scope = v;
                                       for (std::size_t i = 0; i < o.required_claims.size(); ++i)
                                           if (k == o.required_claims[i]) c.required_seen |= std::uint64_t{1} << i;
                                   });
-    if (auto pec = detail::scan_error(payload_scan, auth_errc::payload_not_json, auth_errc::payload_not_object))
+    if (auto pec = detail::scan_error(payload_scan, auth_errc::payload_not_json, auth_errc::payload_not_object,
+                                      auth_errc::payload_duplicate_member))
         return pec;
     identity id;
     if (auto cec = check_claims(c, now, id)) return cec;
@@ -457,7 +470,11 @@ GATEHOUSE_DECL std::error_code jwt_validator::check_claims(const detail::claim_f
         if (auto ec = detail::string_list(*c.roles, id.roles)) return ec;
     if (c.permissions)
         if (auto ec = detail::string_list(*c.permissions, id.permissions)) return ec;
+    if (c.scope)
+        if (auto ec = detail::scope_list(*c.scope, id.permissions)) return ec;
     id.expires_at = exp;
+    // The same rule afterwards as here: valid while now < exp + leeway.
+    id.expiry_leeway = options_.leeway;
     return {};
 }
 

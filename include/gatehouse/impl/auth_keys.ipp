@@ -13,6 +13,9 @@
 #include <openssl/x509.h>
 
 #include <cstring>
+#include <set>
+#include <string>
+#include <vector>
 
 namespace gatehouse::auth {
 
@@ -341,8 +344,28 @@ GATEHOUSE_DECL std::error_code parse_jwks(std::string_view document, key_set& ou
         // Keys are objects inside an array inside the document: depth 3. Some
         // members (x5c) add one more; anything deeper is not a JWKS.
         if (detail::json_nesting_depth(document, 8) > 8) return auth_errc::jwks_malformed;
-        const auto doc = nlohmann::json::parse(document.begin(), document.end(), nullptr, false);
+        // nlohmann keeps the last of repeated names; a key with two "kid",
+        // "n" or "k" (or a document with two "keys") is refused instead, so
+        // what is verified with is never a matter of member order. The names
+        // of each open object are kept while it is parsed.
+        std::vector<std::set<std::string, std::less<>>> open_objects;
+        bool duplicate = false;
+        const auto doc = nlohmann::json::parse(
+            document.begin(), document.end(),
+            [&](int, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
+                using event_t = nlohmann::json::parse_event_t;
+                if (event == event_t::object_start) {
+                    open_objects.emplace_back();
+                } else if (event == event_t::object_end) {
+                    if (!open_objects.empty()) open_objects.pop_back();
+                } else if (event == event_t::key && !open_objects.empty()) {
+                    if (!open_objects.back().insert(parsed.get_ref<const std::string&>()).second) duplicate = true;
+                }
+                return true;
+            },
+            false);
         if (doc.is_discarded()) return auth_errc::jwks_not_json;
+        if (duplicate) return auth_errc::jwks_duplicate_member;
         if (!doc.is_object()) return auth_errc::jwks_malformed;
         const auto keys = doc.find("keys");
         if (keys == doc.end() || !keys->is_array()) return auth_errc::jwks_malformed;

@@ -4,6 +4,16 @@
 // than the signature check itself. It accepts exactly what nlohmann::json's
 // parser accepts (the fuzz_jwt_json target checks this), so the lazily
 // built DOM behind identity::claims always exists for a validated token.
+//
+// One deliberate difference: an object that repeats a member name ("sub"
+// twice, or "sub" and "s\u0075b") is refused (duplicate_member) at any
+// depth, where nlohmann keeps the last one. RFC 7519 §4 lets a JWT parser
+// refuse duplicate claim names, and refusing is the only choice that keeps
+// what validation reads and what the host reads through claim_set::json()
+// the same. Detection allocates nothing: a fixed table of 32-bit name
+// hashes lives in the scanner, and a hash match (or an object with more
+// members than the table holds) is confirmed by re-reading the object's
+// earlier members.
 #pragma once
 
 #include <cmath>
@@ -25,7 +35,116 @@ struct value {
     bool escaped = false;
 };
 
-enum class scan_result { ok, not_json, not_object, too_deep };
+enum class scan_result { ok, not_json, not_object, too_deep, duplicate_member };
+
+/// The UTF-8 bytes of a validated string's raw contents, escapes resolved,
+/// one at a time and without allocating.
+class string_bytes {
+public:
+    explicit string_bytes(std::string_view raw) noexcept : p_(raw.data()), end_(raw.data() + raw.size()) {}
+
+    bool next(unsigned char& c) noexcept {
+        if (pos_ < len_) {
+            c = buf_[pos_++];
+            return true;
+        }
+        if (p_ == end_) return false;
+        if (*p_ != '\\') {
+            c = static_cast<unsigned char>(*p_++);
+            return true;
+        }
+        ++p_;
+        const char e = *p_++;
+        switch (e) {
+        case 'b': c = '\b'; return true;
+        case 'f': c = '\f'; return true;
+        case 'n': c = '\n'; return true;
+        case 'r': c = '\r'; return true;
+        case 't': c = '\t'; return true;
+        case 'u': break;
+        default: c = static_cast<unsigned char>(e); return true;  // '"', '\\', '/'
+        }
+        unsigned code = hex4(p_);
+        p_ += 4;
+        if (code >= 0xD800 && code <= 0xDBFF) {  // validated: a low surrogate follows
+            code = 0x10000 + ((code - 0xD800) << 10) + (hex4(p_ + 2) - 0xDC00);
+            p_ += 6;
+        }
+        len_ = encode(code);
+        pos_ = 1;
+        c = buf_[0];
+        return true;
+    }
+
+private:
+    static unsigned hex4(const char* s) noexcept {
+        unsigned v = 0;
+        for (int k = 0; k < 4; ++k) {
+            const char ch = s[k];
+            v = v << 4 | static_cast<unsigned>(ch <= '9' ? ch - '0' : (ch | 0x20) - 'a' + 10);
+        }
+        return v;
+    }
+    std::size_t encode(unsigned code) noexcept {
+        if (code < 0x80) {
+            buf_[0] = static_cast<unsigned char>(code);
+            return 1;
+        }
+        if (code < 0x800) {
+            buf_[0] = static_cast<unsigned char>(0xC0 | code >> 6);
+            buf_[1] = static_cast<unsigned char>(0x80 | (code & 0x3F));
+            return 2;
+        }
+        if (code < 0x10000) {
+            buf_[0] = static_cast<unsigned char>(0xE0 | code >> 12);
+            buf_[1] = static_cast<unsigned char>(0x80 | (code >> 6 & 0x3F));
+            buf_[2] = static_cast<unsigned char>(0x80 | (code & 0x3F));
+            return 3;
+        }
+        buf_[0] = static_cast<unsigned char>(0xF0 | code >> 18);
+        buf_[1] = static_cast<unsigned char>(0x80 | (code >> 12 & 0x3F));
+        buf_[2] = static_cast<unsigned char>(0x80 | (code >> 6 & 0x3F));
+        buf_[3] = static_cast<unsigned char>(0x80 | (code & 0x3F));
+        return 4;
+    }
+
+    const char* p_;
+    const char* end_;
+    unsigned char buf_[4] = {};
+    std::size_t len_ = 0;
+    std::size_t pos_ = 0;
+};
+
+/// Whether two validated strings' raw contents denote the same text.
+inline bool same_string(std::string_view a, bool a_escaped, std::string_view b, bool b_escaped) noexcept {
+    if (!a_escaped && !b_escaped) return a == b;
+    string_bytes x(a_escaped ? a : std::string_view());
+    string_bytes y(b_escaped ? b : std::string_view());
+    std::size_t i = 0;
+    std::size_t k = 0;
+    for (;;) {
+        unsigned char cx = 0;
+        unsigned char cy = 0;
+        const bool hx = a_escaped ? x.next(cx) : (i < a.size() && (cx = static_cast<unsigned char>(a[i++]), true));
+        const bool hy = b_escaped ? y.next(cy) : (k < b.size() && (cy = static_cast<unsigned char>(b[k++]), true));
+        if (hx != hy) return false;
+        if (!hx) return true;
+        if (cx != cy) return false;
+    }
+}
+
+/// FNV-1a of a validated string's text, escapes resolved.
+inline std::uint32_t string_hash(std::string_view raw, bool escaped) noexcept {
+    std::uint32_t h = 2166136261u;
+    if (!escaped) {
+        for (const char c : raw) h = (h ^ static_cast<unsigned char>(c)) * 16777619u;
+        return h;
+    }
+    string_bytes bytes(raw);
+    unsigned char c = 0;
+    while (bytes.next(c)) h = (h ^ c) * 16777619u;
+    return h;
+}
 
 class scanner {
 public:
@@ -35,7 +154,7 @@ public:
     /// Validates the whole text; calls visit(key, key_escaped, value) for
     /// each member of the top-level object, in order. Members are reported
     /// as they are found, so a visitor may see some before a later syntax
-    /// error makes the result not_json.
+    /// error or repeated name makes the result not_json or duplicate_member.
     template <class Visitor>
     scan_result top_object(Visitor&& visit) noexcept {
         skip_ws();
@@ -48,6 +167,7 @@ public:
         }
         if (max_depth_ < 1) return scan_result::too_deep;
         ++p_;
+        object_names names{p_, name_count_};
         skip_ws();
         if (p_ != end_ && *p_ == '}') {
             ++p_;
@@ -56,7 +176,9 @@ public:
                 skip_ws();
                 std::string_view key;
                 bool key_escaped = false;
+                const char* key_start = p_;
                 if (p_ == end_ || *p_ != '"' || !parse_string(key, key_escaped)) return failure();
+                if (!unique_name(names, key_start, key, key_escaped)) return scan_result::duplicate_member;
                 skip_ws();
                 if (p_ == end_ || *p_ != ':') return scan_result::not_json;
                 ++p_;
@@ -103,7 +225,63 @@ public:
     }
 
 private:
-    scan_result failure() const noexcept { return too_deep_ ? scan_result::too_deep : scan_result::not_json; }
+    scan_result failure() const noexcept {
+        return duplicate_ ? scan_result::duplicate_member : too_deep_ ? scan_result::too_deep : scan_result::not_json;
+    }
+
+    // The object being parsed: where its members begin, and where its
+    // names start in names_. `incomplete` once a name did not fit.
+    struct object_names {
+        const char* begin;
+        std::size_t base;
+        bool incomplete = false;
+    };
+
+    // Checks the name just parsed (its opening quote at key_start) against
+    // the earlier names of the same object, and records it. False (and
+    // duplicate_ set) when it repeats one of them.
+    bool unique_name(object_names& o, const char* key_start, std::string_view key, bool escaped) noexcept {
+        if (!check_duplicates_) return true;
+        const std::uint32_t h = string_hash(key, escaped);
+        bool suspect = o.incomplete;
+        for (std::size_t i = o.base; !suspect && i < name_count_; ++i) suspect = names_[i] == h;
+        if (suspect && earlier_name(o.begin, key_start, key, escaped)) {
+            duplicate_ = true;
+            return false;
+        }
+        if (name_count_ < name_capacity) {
+            names_[name_count_++] = h;
+        } else {
+            o.incomplete = true;
+        }
+        return true;
+    }
+    void end_object(const object_names& o) noexcept { name_count_ = o.base; }
+
+    // Whether the members in [begin, end) of an object, validated already,
+    // include the name `key`.
+    bool earlier_name(const char* begin, const char* end, std::string_view key, bool escaped) const noexcept {
+        scanner s(std::string_view(begin, static_cast<std::size_t>(end - begin)), static_cast<std::size_t>(-1));
+        s.check_duplicates_ = false;
+        for (;;) {
+            s.skip_ws();
+            if (s.p_ == s.end_) return false;
+            if (*s.p_ == ',') {
+                ++s.p_;
+                continue;
+            }
+            std::string_view name;
+            bool name_escaped = false;
+            if (*s.p_ != '"' || !s.parse_string(name, name_escaped)) return false;
+            if (same_string(name, name_escaped, key, escaped)) return true;
+            s.skip_ws();
+            if (s.p_ == s.end_ || *s.p_ != ':') return false;
+            ++s.p_;
+            s.skip_ws();
+            value v;
+            if (!s.parse_value(v, 0)) return false;
+        }
+    }
 
     void skip_ws() noexcept {
         while (p_ != end_ && (*p_ == ' ' || *p_ == '\t' || *p_ == '\n' || *p_ == '\r')) ++p_;
@@ -133,6 +311,7 @@ private:
             const bool is_object = *p_ == '{';
             const char close = is_object ? '}' : ']';
             ++p_;
+            object_names names{p_, name_count_};
             skip_ws();
             if (p_ != end_ && *p_ == close) {
                 ++p_;
@@ -142,7 +321,9 @@ private:
                     if (is_object) {
                         std::string_view key;
                         bool escaped = false;
+                        const char* key_start = p_;
                         if (p_ == end_ || *p_ != '"' || !parse_string(key, escaped)) return false;
+                        if (!unique_name(names, key_start, key, escaped)) return false;
                         skip_ws();
                         if (p_ == end_ || *p_ != ':') return false;
                         ++p_;
@@ -163,6 +344,7 @@ private:
                     return false;
                 }
             }
+            if (is_object) end_object(names);
             v.type = is_object ? kind::object : kind::array;
             v.raw = std::string_view(start, static_cast<std::size_t>(p_ - start));
             return true;
@@ -330,10 +512,18 @@ private:
         return false;
     }
 
+    // Hashes of the names of the objects being parsed, innermost last
+    // (4 KiB: enough for every member of any token within the default size).
+    static constexpr std::size_t name_capacity = 1024;
+
     const char* p_;
     const char* end_;
     std::size_t max_depth_;
     bool too_deep_ = false;
+    bool duplicate_ = false;
+    bool check_duplicates_ = true;
+    std::size_t name_count_ = 0;
+    std::uint32_t names_[name_capacity];
 };
 
 inline void append_utf8(unsigned code, std::string& out) {
