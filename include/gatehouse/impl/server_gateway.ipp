@@ -2556,14 +2556,16 @@ inline void connection_state::refresh_answered(std::error_code ec) {
 
 inline session_ending connection_state::ending(std::uint16_t peer_code) const noexcept {
     session_ending e;
-    e.close_code = server_close_code_ != 0 ? server_close_code_ : peer_code;
+    const std::uint16_t transport_code = transport ? transport->transport_close_code() : 0;
+    const std::uint16_t own_code = server_close_code_ != 0 ? server_close_code_ : transport_code;
+    e.close_code = own_code != 0 ? own_code : peer_code;
     e.moved = moved_;
     if (core_->stopping.load(std::memory_order_acquire)) {
         e.reason = session_end_reason::node_stopping;
     } else if (has_end_reason_) {
         e.reason = end_reason_;
-    } else if (server_close_code_ != 0) {
-        switch (server_close_code_) {
+    } else if (own_code != 0) {
+        switch (own_code) {
         case 4005: e.reason = session_end_reason::slow_consumer; break;
         case 1009:
         case 4008: e.reason = session_end_reason::protocol_violation; break;
@@ -3375,6 +3377,11 @@ GATEHOUSE_DECL void gateway::add_routed_service(std::vector<routing::endpoint_op
 
 GATEHOUSE_DECL std::error_code gateway::listen() {
     if (!network_) network_ = detail::make_websocket_transport(core_);
+    subscribe_bus();
+    return network_->listen();
+}
+
+GATEHOUSE_DECL void gateway::subscribe_bus() {
     if (core_->bus && !subscribed_) {
         subscribed_ = true;
         std::weak_ptr<detail::gateway_core> weak = core_;
@@ -3390,7 +3397,6 @@ GATEHOUSE_DECL std::error_code gateway::listen() {
                     core->log(log_level::warning, "cluster: not receiving from the event bus yet: " + ec.message());
             });
     }
-    return network_->listen();
 }
 
 GATEHOUSE_DECL std::uint16_t gateway::local_port() const { return network_ ? network_->local_port() : 0; }
@@ -3416,7 +3422,11 @@ GATEHOUSE_DECL void gateway::stop() {
         core_->close_all(1001, "server shutdown");  // another transport: it drains itself
 }
 
-GATEHOUSE_DECL transport_events& gateway::transport_side() { return *core_; }
+GATEHOUSE_DECL transport_events& gateway::transport_side() {
+    // Another transport: the cluster's messages must reach it too.
+    subscribe_bus();
+    return *core_;
+}
 
 namespace detail {
 /// Posts `event` to the live targets (outside the registry lock).

@@ -247,6 +247,12 @@ public:
     /// The pong deadline expired; the connection is being dropped.
     void mark_heartbeat_failed() noexcept { heartbeat_failed_ = true; }
     bool heartbeat_failed() const noexcept override { return heartbeat_failed_; }
+    /// This transport closed the connection on its own (pongs beyond the budget).
+    void close_by_transport(std::uint16_t code, std::string_view reason) {
+        if (own_close_code_ == 0) own_close_code_ = code;
+        close(code, reason);
+    }
+    std::uint16_t transport_close_code() const noexcept override { return own_close_code_; }
 
     std::size_t buffered_amount() const override {
         auto c = connection_.lock();
@@ -291,6 +297,7 @@ private:
     const std::string remote_;
     bool awaiting_pong_ = false;  ///< a ping went out and no pong came yet
     bool heartbeat_failed_ = false;  ///< dropped for a missing pong
+    std::uint16_t own_close_code_ = 0;  ///< see transport_close_code()
     /// Overhead of the pongs queued or being written (released by
     /// control_release, on whichever thread frees the message last).
     std::atomic<std::size_t> control_bytes_{0};
@@ -603,7 +610,7 @@ private:
             if (!w) return true;  // websocketpp answers
             if (!w->answer_ping(c, payload, core_->options.max_send_queue_bytes, w)) {
                 core_->log(log_level::warning, "send queue limit exceeded by pongs; closing slow consumer with 4005");
-                w->close(4005, "slow consumer");
+                w->close_by_transport(4005, "slow consumer");
             }
             return false;
         });

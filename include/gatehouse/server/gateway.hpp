@@ -258,7 +258,8 @@ public:
     GATEHOUSE_DECL void stop();
 
     // --- other transports -----------------------------------------------------
-    /// The callbacks a transport drives. The gateway must outlive the transport.
+    /// The callbacks a transport drives. The gateway must outlive the
+    /// transport. With an event bus, also subscribes to it (as listen() does).
     GATEHOUSE_DECL transport_events& transport_side();
 
     // --- push (§9) ------------------------------------------------------------
@@ -398,6 +399,10 @@ public:
     GATEHOUSE_DECL const gateway_options& options() const noexcept;
 
 private:
+    /// Joins options().event_bus (once): at listen(), or at transport_side()
+    /// for another transport.
+    GATEHOUSE_DECL void subscribe_bus();
+
     std::shared_ptr<detail::gateway_core> core_;
     std::unique_ptr<detail::network_transport> network_;
     bool subscribed_ = false;  ///< to options().event_bus

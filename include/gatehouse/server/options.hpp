@@ -245,7 +245,7 @@ struct gateway_options {
     /// 4002), and the events queued here for it while it was parked follow
     /// it there. The gateway declares on the bus the sessions it holds
     /// (parked ones included), their accounts and the groups its sessions
-    /// joined, and subscribes at listen(). Share the session_store between
+    /// joined, and subscribes at listen() (or transport_side()). Share the session_store between
     /// the nodes (e.g. the Redis store) so that every node knows every
     /// session and reconnection token. The bus must outlive the gateway
     /// (close it after destroying the gateway to leave the cluster). Null: a

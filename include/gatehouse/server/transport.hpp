@@ -70,6 +70,10 @@ public:
     virtual void ping(std::uint32_t pong_timeout_ms) = 0;
     /// True once the transport dropped the connection because no pong arrived within ping()'s pong_timeout_ms (on_close then reports 1006). Call only on the connection's context.
     virtual bool heartbeat_failed() const noexcept { return false; }
+    /// The close code the transport itself sent, not asked by the gateway
+    /// (4005 when pongs exceeded the send budget); 0: none. Call only on the
+    /// connection's context.
+    virtual std::uint16_t transport_close_code() const noexcept { return 0; }
     /// Bytes queued for sending and not yet handed to the socket.
     virtual std::size_t buffered_amount() const = 0;
     /// send() unless buffered_amount() plus this message would exceed
