@@ -857,9 +857,9 @@ private:
     std::uint32_t text_sequence_ = 0;
     bool notifying_ = false;
     /// When the current credential expires (refresh moves it); zero: never.
+    /// With the validator's leeway (auth::identity::valid_until): the rule
+    /// of the upgrade applies while connected too.
     std::optional<std::chrono::system_clock::time_point> token_expiry_;
-    /// The validator's leeway past token_expiry_ (auth::identity::expiry_leeway).
-    std::chrono::seconds expiry_leeway_{0};
     /// created_at + the store's max_lifetime; zero: the store does not say.
     std::optional<std::chrono::system_clock::time_point> lifetime_end_;
     /// The account's bucket shared by its sessions here.
@@ -2161,8 +2161,7 @@ inline void connection_state::attached(session::session_record record, bool exis
 
     // The identity moves into the shared session_info: one copy per
     // connection (its claims, session key...), read through attached_info.
-    token_expiry_ = identity.expires_at;
-    expiry_leeway_ = identity.expiry_leeway;
+    token_expiry_ = identity.valid_until();
     auto info = std::make_shared<routing::session_info>();
     info->session_id = session_id;
     info->account_id = account_id;
@@ -2429,7 +2428,7 @@ inline void connection_state::schedule_expiry() {
     // The token ends with the validator's leeway (the rule of the upgrade);
     // the session at the store's max_lifetime.
     std::optional<std::chrono::system_clock::time_point> end;
-    if (token_expiry_) end = *token_expiry_ + expiry_leeway_;
+    if (token_expiry_) end = token_expiry_;
     if (lifetime_end_ && (!end || *lifetime_end_ < *end)) end = lifetime_end_;
     if (!end) {
         expiry_check_ = {};
@@ -2445,8 +2444,7 @@ inline void connection_state::schedule_expiry() {
 
 inline void connection_state::refreshed(auth::identity fresh) {
     if (closing_ || phase_ != phase::ready) return;
-    token_expiry_ = fresh.expires_at;
-    expiry_leeway_ = fresh.expiry_leeway;
+    token_expiry_ = fresh.valid_until();
     auto info = std::make_shared<routing::session_info>(*info_);
     info->identity = std::move(fresh);
     info_ = std::move(info);
@@ -2493,7 +2491,7 @@ inline void connection_state::on_timer() {
         } else if (lifetime_end_ && *lifetime_end_ <= wall) {
             mark_end(session_end_reason::max_lifetime);
             notify_and_close(4001, "max lifetime reached", protocol::disconnect_reason::session_expired, false);
-        } else if (token_expiry_ && *token_expiry_ + expiry_leeway_ <= wall) {
+        } else if (token_expiry_ && *token_expiry_ <= wall) {
             mark_end(session_end_reason::token_expired);
             notify_and_close(4001, "session expired", protocol::disconnect_reason::session_expired, false);
         } else {
