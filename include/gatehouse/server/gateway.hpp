@@ -40,6 +40,24 @@
 // derived from the account, the key and the salt (the same token keeps
 // reaching the same session, §2.3), or a random one when there is no key.
 //
+// Server close codes: 1001 shutdown (reconnectable, with a token); 1009
+// message too big; 1011 internal error (a store failure at attachment);
+// 4001 session expired: invalid or consumed credentials, the token expired
+// (after the validator's leeway) without a refresh, or the store's
+// max_lifetime reached ("max lifetime reached"); 4002 kicked: revoked,
+// replaced by a new connection of the session, by a newer session of the
+// account (login policy replace_oldest: "replaced by a newer session") or
+// by a connection on another node; 4005 slow consumer: the send queue
+// (responses, events and pongs) exceeded max_send_queue_bytes; 4008 too many
+// sessions for the account. Refused upgrades: 401, 403, 404, 426, 429
+// (connect rate, or max_connections_per_address), 503 (node or account cap,
+// stopping).
+//
+// Liveness: while a session has a connection here, its store record is
+// touched every session_refresh_interval, so it never expires by idleness
+// (gateway_options "session liveness"); the host sees sessions come and go
+// through gateway_options::observer (session_observer.hpp).
+//
 // Executors: each connection's work is serialized. With one I/O thread that
 // is the I/O thread itself (websocketpp configured without strands or locks);
 // with more, a per-connection strand. Handlers run there; responders
