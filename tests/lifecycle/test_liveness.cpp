@@ -8,6 +8,7 @@
 // of those is checked here after 3 x idle_timeout of activity.
 #include "../server/harness.hpp"
 #include "../server/reconnect_helpers.hpp"
+#include "forwarding_store.hpp"
 
 #include <gatehouse/auth/jwt_signer.hpp>
 #include <gatehouse/auth/jwt_validator.hpp>
@@ -55,19 +56,13 @@ void keep_calling(harness& h, s::memory_client& c, ms every, ms how_long) {
     }
 }
 
-/// A session_store that forwards to a memory store and can fail touches.
-class flaky_store final : public session::session_store {
+/// A memory store whose touches can fail.
+class flaky_store final : public forwarding_store {
 public:
-    explicit flaky_store(std::shared_ptr<session::memory_session_store> inner) : inner_(std::move(inner)) {}
+    using forwarding_store::forwarding_store;
     std::atomic<bool> fail_touches{false};
     std::atomic<int> touches{0};
 
-    void create(session::session_record r, completion<session::session_record> done) override {
-        inner_->create(std::move(r), std::move(done));
-    }
-    void load(std::string_view id, completion<session::session_record> done) override {
-        inner_->load(id, std::move(done));
-    }
     void touch(std::string_view id, done_completion done) override {
         touches.fetch_add(1);
         if (fail_touches.load()) {
@@ -76,27 +71,6 @@ public:
         }
         inner_->touch(id, std::move(done));
     }
-    void update(session::session_record r, completion<session::session_record> done) override {
-        inner_->update(std::move(r), std::move(done));
-    }
-    void revoke(std::string_view id, done_completion done) override { inner_->revoke(id, std::move(done)); }
-    void revoke_account(std::string_view a, completion<std::size_t> done) override {
-        inner_->revoke_account(a, std::move(done));
-    }
-    void list_account(std::string_view a, completion<std::vector<session::session_record>> done) override {
-        inner_->list_account(a, std::move(done));
-    }
-    void issue_reconnect_token(std::string_view id, std::chrono::milliseconds w,
-                               completion<session::reconnect_token> done) override {
-        inner_->issue_reconnect_token(id, w, std::move(done));
-    }
-    void consume_reconnect_token(std::string_view t, completion<session::session_record> done) override {
-        inner_->consume_reconnect_token(t, std::move(done));
-    }
-    session::session_timing timing() const noexcept override { return inner_->timing(); }
-
-private:
-    std::shared_ptr<session::memory_session_store> inner_;
 };
 
 /// A gateway on the memory transport over any session_store (the harness
@@ -308,33 +282,12 @@ TEST_CASE("liveness: a refresh the store answers revoked or expired closes the c
     }
     SUBCASE("lost by the store (a store that reports no timing): 4001") {
         auto inner = store_with(ms(300));
-        struct no_timing final : session::session_store {
-            std::shared_ptr<session::memory_session_store> s;
-            void create(session::session_record r, completion<session::session_record> d) override {
-                s->create(std::move(r), std::move(d));
-            }
-            void load(std::string_view id, completion<session::session_record> d) override { s->load(id, std::move(d)); }
-            void touch(std::string_view id, done_completion d) override { s->touch(id, std::move(d)); }
-            void update(session::session_record r, completion<session::session_record> d) override {
-                s->update(std::move(r), std::move(d));
-            }
-            void revoke(std::string_view id, done_completion d) override { s->revoke(id, std::move(d)); }
-            void revoke_account(std::string_view a, completion<std::size_t> d) override {
-                s->revoke_account(a, std::move(d));
-            }
-            void list_account(std::string_view a, completion<std::vector<session::session_record>> d) override {
-                s->list_account(a, std::move(d));
-            }
-            void issue_reconnect_token(std::string_view id, std::chrono::milliseconds w,
-                                       completion<session::reconnect_token> d) override {
-                s->issue_reconnect_token(id, w, std::move(d));
-            }
-            void consume_reconnect_token(std::string_view t, completion<session::session_record> d) override {
-                s->consume_reconnect_token(t, std::move(d));
-            }
+        // A store that does not report its timing.
+        struct no_timing final : forwarding_store {
+            using forwarding_store::forwarding_store;
+            session::session_timing timing() const noexcept override { return {}; }
         };
-        auto store = std::make_shared<no_timing>();
-        store->s = inner;
+        auto store = std::make_shared<no_timing>(inner);
         auto o = default_options();
         o.session_refresh_interval = ms(1000);  // slower than the store's 300 ms idle_timeout: it expires
         store_fixture f(o, store);

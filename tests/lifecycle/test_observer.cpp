@@ -5,6 +5,7 @@
 // it, a throwing one is counted and logged, the bounded queue drops and
 // counts); option validation.
 #include "../server/reconnect_helpers.hpp"
+#include "forwarding_store.hpp"
 #include "recording_observer.hpp"
 
 #include <gatehouse/auth/revocation.hpp>
@@ -94,8 +95,9 @@ std::string echo_frame(const s::memory_client& c, std::uint64_t id) {
 /// A session_store over memory_session_store whose next `update` or
 /// `consume_reconnect_token` can be held until the test releases it: a
 /// reconnection whose attach is pending.
-class held_store final : public session::session_store {
+class held_store final : public forwarding_store {
 public:
+    held_store() : forwarding_store(std::make_shared<session::memory_session_store>()) {}
     void hold_next_update() { hold_update_.store(true); }
     void hold_next_consume() { hold_consume_.store(true); }
     bool holding() const {
@@ -113,15 +115,6 @@ public:
         if (run) run();
     }
 
-    void create(session::session_record record, completion<session::session_record> done) override {
-        inner_->create(std::move(record), std::move(done));
-    }
-    void load(std::string_view session_id, completion<session::session_record> done) override {
-        inner_->load(session_id, std::move(done));
-    }
-    void touch(std::string_view session_id, done_completion done) override {
-        inner_->touch(session_id, std::move(done));
-    }
     void update(session::session_record record, completion<session::session_record> done) override {
         if (hold_update_.exchange(false)) {
             std::lock_guard<std::mutex> lock(mutex_);
@@ -131,19 +124,6 @@ public:
             return;
         }
         inner_->update(std::move(record), std::move(done));
-    }
-    void revoke(std::string_view session_id, done_completion done) override {
-        inner_->revoke(session_id, std::move(done));
-    }
-    void revoke_account(std::string_view account_id, completion<std::size_t> done) override {
-        inner_->revoke_account(account_id, std::move(done));
-    }
-    void list_account(std::string_view account_id, completion<std::vector<session::session_record>> done) override {
-        inner_->list_account(account_id, std::move(done));
-    }
-    void issue_reconnect_token(std::string_view session_id, std::chrono::milliseconds window,
-                               completion<session::reconnect_token> done) override {
-        inner_->issue_reconnect_token(session_id, window, std::move(done));
     }
     void consume_reconnect_token(std::string_view token, completion<session::session_record> done) override {
         if (hold_consume_.exchange(false)) {
@@ -155,10 +135,8 @@ public:
         }
         inner_->consume_reconnect_token(token, std::move(done));
     }
-    session::session_timing timing() const noexcept override { return inner_->timing(); }
 
 private:
-    std::shared_ptr<session::memory_session_store> inner_ = std::make_shared<session::memory_session_store>();
     std::atomic<bool> hold_update_{false};
     std::atomic<bool> hold_consume_{false};
     mutable std::mutex mutex_;
