@@ -15,13 +15,15 @@ namespace {
 thread_local bool counting = false;
 thread_local std::size_t allocations = 0;
 }  // namespace
-void* operator new(std::size_t n) {
+// Not inlined, so that GCC does not pair the malloc and free within them
+// with new and delete expressions (-Wmismatched-new-delete at -O2).
+[[gnu::noinline]] void* operator new(std::size_t n) {
     if (counting) ++allocations;
     if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
     throw std::bad_alloc();
 }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+[[gnu::noinline]] void operator delete(void* p) noexcept { std::free(p); }
+[[gnu::noinline]] void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 
 using namespace gatehouse::test::auth;
 namespace j = gatehouse::auth::detail::json;
