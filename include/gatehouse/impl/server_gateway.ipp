@@ -2540,7 +2540,8 @@ inline void connection_state::refresh_answered(std::error_code ec) {
         const bool lifetime = lifetime_end_ && *lifetime_end_ <= std::chrono::system_clock::now();
         mark_end(lifetime || core_->store_timing.max_lifetime.count() == 0 ? session_end_reason::max_lifetime
                                                                             : session_end_reason::store_failure);
-        notify_and_close(4001, "session expired", protocol::disconnect_reason::session_expired, false);
+        notify_and_close(4001, lifetime ? "max lifetime reached" : "session expired",
+                         protocol::disconnect_reason::session_expired, false);
         return;
     } else {
         // Backend trouble: the connection stays; try again soon, backing off.
