@@ -177,7 +177,7 @@ TEST_CASE("cluster lifecycle over Redis: a session that ended on A, attached aga
 TEST_CASE("cluster presence over Redis: B lists A's sessions (held) after its own, bounded; not once A died") {
     cluster_options o;
     o.heartbeat_interval = ms(100);
-    o.heartbeat_ttl = ms(1000);
+    o.heartbeat_ttl = ms(400);
     redis_nodes cluster(o);
     auto& a = cluster[0];
     auto& b = cluster[1];

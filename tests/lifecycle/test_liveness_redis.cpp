@@ -70,6 +70,15 @@ TEST_CASE("liveness over Redis: connected sessions, busy or silent, outlive 3 x 
         std::this_thread::sleep_for(ms(100));
     }
     CHECK(answered == id - 1);
+    // One session refreshed every idle_timeout / 4 = 100 ms for 1.2 s: about
+    // 12; activity itself does not refresh (nor stop the refreshes).
+    const auto busy_refreshes = gw.stats().session_refreshes;
+    const auto busy_elapsed = std::chrono::duration_cast<ms>(clock_type::now() - busy_start);
+    CHECK_MESSAGE((busy_refreshes >= 6 && busy_refreshes <= 20), busy_refreshes);
+    MESSAGE("liveness: " << busy_refreshes << " refreshes of 1 busy session (/echo every 100 ms) in "
+                         << busy_elapsed.count() << " ms: "
+                         << static_cast<double>(busy_refreshes) * 3600000.0 / static_cast<double>(busy_elapsed.count())
+                         << " per session per hour");
     CHECK_FALSE(load_session(*r.store, busy_session));
     CHECK(load_session(*r.store, unrefreshed_session) != std::error_code{});
 
@@ -123,7 +132,7 @@ TEST_CASE("liveness over Redis: a reconnectable close (4000) hands out a reconne
     auto client = r.node->connect("cara", parked_session);
     REQUIRE(r.node->wait_events(parked_session, 1));
 
-    REQUIRE_FALSE(gw.disconnect(parked_session, 4000, "come back later"));
+    REQUIRE_FALSE(gw.disconnect(parked_session, 4000, "maintenance"));
     const auto note = wait_event(*client, "connect.disconnect-notification");
     REQUIRE(note.has_value());
     CHECK(note->value("reconnectable", false));
