@@ -60,7 +60,11 @@ std::shared_ptr<auth::token_validator> make_validator() {
     REQUIRE_FALSE(auth::make_hmac_key(hs256_secret, "", {}, key));
     auth::key_set keys;
     REQUIRE_FALSE(keys.add(key));
-    auto jwt = std::make_shared<auth::jwt_validator>(auth::jwt_options{}, std::move(keys));
+    // No leeway: the expiry scenarios (ws_scenarios.py) expect the close at
+    // "exp" itself; since issue 13 the gateway ends a session at exp + leeway.
+    auth::jwt_options jwt_options;
+    jwt_options.leeway = std::chrono::seconds(0);
+    auto jwt = std::make_shared<auth::jwt_validator>(jwt_options, std::move(keys));
     auto api_keys = std::make_shared<auth::api_key_validator>();
     auth::identity bot;
     bot.subject = "bot-account";
