@@ -139,6 +139,32 @@ TEST_CASE("abuse limits: one account's sessions share a message rate limit, answ
     CHECK(meta.frame.code == p::response_code::ok);
 }
 
+TEST_CASE("abuse limits: an account alone is held by its connection's bucket; the shared one from its second on") {
+    auto o = default_options();
+    o.messages_per_minute = 1;  // no refill during the test
+    o.message_burst = 6;
+    o.account_messages_per_minute = 1;
+    o.account_message_burst = 8;
+    standard_fixture f(o);
+    auto one = f.h.connect(token("alice", session_a));
+    const auto alone = burst(f.h, *one, 8, 100);  // its own bucket: 6 pass, 2 refused
+    CHECK(count_of(alone, p::response_code::ok) == 6);
+    CHECK(count_of(alone, p::response_code::too_many_requests) == 2);
+    CHECK(f.h.gw.stats().account_rate_limited == 0);
+    auto two = f.h.connect(token("alice", session_b));
+    const auto second = burst(f.h, *two, 6, 200);  // the account's bucket, untouched while alone: 8 -> 2
+    CHECK(count_of(second, p::response_code::ok) == 6);
+    auto three = f.h.connect(token("alice", session_c));
+    const auto third = burst(f.h, *three, 6, 300);
+    CHECK(count_of(third, p::response_code::ok) == 2);
+    CHECK(count_of(third, p::response_code::too_many_requests) == 4);
+    CHECK(f.h.gw.stats().account_rate_limited == 4);
+    // message_burst + account_message_burst in all, as options.hpp says.
+    CHECK(count_of(alone, p::response_code::ok) + count_of(second, p::response_code::ok) +
+              count_of(third, p::response_code::ok) ==
+          o.message_burst + o.account_message_burst);
+}
+
 TEST_CASE("policy and limit options are checked at start-up") {
     auto validator = std::make_shared<scripted_validator>();
     auto store = std::make_shared<session::memory_session_store>();

@@ -82,6 +82,15 @@ struct account_bucket {
     }
 };
 
+/// One account's sessions on this node (live or parked) and their shared
+/// message bucket. A vector, not a set: most accounts have one session, and
+/// a one-element unordered_set costs ~250 bytes (bucket array and node) on
+/// every idle session.
+struct account_entry {
+    std::vector<std::string> sessions;
+    std::shared_ptr<account_bucket> bucket;
+};
+
 /// Whether `address` is a loopback peer (127.0.0.0/8, ::1; IPv4-mapped
 /// addresses arrive as IPv4).
 inline bool is_loopback_address(std::string_view address) noexcept {
@@ -440,8 +449,6 @@ public:
 
     // --- abuse limits ---
     std::atomic<std::uint64_t> account_rate_limited{0};
-    /// The shared message bucket of an account's sessions here. Registry lock held.
-    std::unordered_map<std::string, std::shared_ptr<account_bucket>> account_buckets;
     /// Connections per source address (loopback aside unless limited).
     std::mutex addresses_mutex;
     std::unordered_map<std::string, std::size_t> address_connections;
@@ -616,10 +623,8 @@ public:
 
     mutable std::mutex registry_mutex;
     std::unordered_map<std::string, std::shared_ptr<connection_state>> sessions;
-    /// Account -> its sessions (live or parked). A vector, not a set: most
-    /// accounts have one session, and a one-element unordered_set costs
-    /// ~250 bytes (bucket array and node) on every idle session.
-    std::unordered_map<std::string, std::vector<std::string>> accounts;
+    /// Account -> its sessions here (live or parked) and their bucket.
+    std::unordered_map<std::string, account_entry> accounts;
     std::unordered_map<std::string, std::unordered_set<std::string>> groups;
     std::unordered_map<std::string, std::unordered_set<std::string>> session_groups;
     std::unordered_map<std::uint64_t, std::weak_ptr<connection_state>> open_connections;
@@ -1212,7 +1217,7 @@ inline std::size_t gateway_core::live_account_sessions_locked(const std::string&
     const auto it = accounts.find(account_id);
     if (it == accounts.end()) return 0;
     std::size_t live = 0;
-    for (const auto& sid : it->second)
+    for (const auto& sid : it->second.sessions)
         if (sid != except && sessions.count(sid) != 0) ++live;
     return live;
 }
@@ -1233,7 +1238,7 @@ inline bool gateway_core::register_session(const std::shared_ptr<connection_stat
         if (options.account_session_policy != gateway_options::session_policy::replace_oldest) return false;
         // The oldest live sessions make room (the store's created_at; ties by id).
         std::vector<std::shared_ptr<connection_state>> others;
-        for (const auto& sid : accounts[connection->account_id]) {
+        for (const auto& sid : accounts[connection->account_id].sessions) {
             const auto it = sessions.find(sid);
             if (it != sessions.end() && sid != connection->session_id && !it->second->replaced_by_policy)
                 others.push_back(it->second);
@@ -1270,18 +1275,17 @@ inline bool gateway_core::register_session(const std::shared_ptr<connection_stat
         }
         emit(std::move(event));
     }
-    auto& bucket = account_buckets[connection->account_id];
-    if (!bucket) bucket = std::make_shared<account_bucket>();
-    connection->share_account_bucket(bucket);
+    auto& account = accounts[connection->account_id];
+    if (!account.bucket) account.bucket = std::make_shared<account_bucket>();
+    connection->share_account_bucket(account.bucket);
     // New to this node (not a local replacement, not a parked one back):
     // claim it in the cluster; its previous node, if any, is told to let go.
     if (!slot && was_parked == parked.end()) bus_interest(cluster::interest_kind::session, connection->session_id, true);
     if (slot && slot != connection) replaced = std::move(slot);
     slot = connection;
-    auto& account = accounts[connection->account_id];
-    if (account.empty()) bus_interest(cluster::interest_kind::account, connection->account_id, true);
-    if (std::find(account.begin(), account.end(), connection->session_id) == account.end())
-        account.push_back(connection->session_id);
+    if (account.sessions.empty()) bus_interest(cluster::interest_kind::account, connection->account_id, true);
+    if (std::find(account.sessions.begin(), account.sessions.end(), connection->session_id) == account.sessions.end())
+        account.sessions.push_back(connection->session_id);
     if (was_parked != parked.end()) {
         // The session comes back: its groups and account never left it.
         auto& queue = was_parked->second.queue;
@@ -1302,7 +1306,7 @@ inline void gateway_core::forget_session_locked(const std::string& session_id, c
     bus_interest(cluster::interest_kind::session, session_id, false);
     const auto account = accounts.find(account_id);
     if (account != accounts.end()) {
-        auto& ids = account->second;
+        auto& ids = account->second.sessions;
         const auto at = std::find(ids.begin(), ids.end(), session_id);
         if (at != ids.end()) {
             if (at != ids.end() - 1) *at = std::move(ids.back());
@@ -1310,7 +1314,6 @@ inline void gateway_core::forget_session_locked(const std::string& session_id, c
         }
         if (ids.empty()) {
             accounts.erase(account);
-            account_buckets.erase(account_id);
             bus_interest(cluster::interest_kind::account, account_id, false);
         }
     }
@@ -2671,7 +2674,13 @@ inline void connection_state::on_frame(frame_kind kind, protocol::bytes_view byt
         if (!message_bucket_.take(static_cast<double>(o.message_burst),
                                   static_cast<double>(o.messages_per_minute) / 60.0, now))
             return false;
-        if (account_bucket_ && !account_bucket_->take(static_cast<double>(o.account_message_burst),
+        // The account's bucket is shared only once a second connection of
+        // the account holds it (the registry's reference plus two). Alone,
+        // this connection's own bucket is the tighter one (validate_options:
+        // the account's rate and burst are at least the connection's), so
+        // the account's could not refuse: no lock on the common path.
+        if (account_bucket_ && account_bucket_.use_count() > 2 &&
+            !account_bucket_->take(static_cast<double>(o.account_message_burst),
                                                       static_cast<double>(o.account_messages_per_minute) / 60.0, now)) {
             core_->account_rate_limited.fetch_add(1, std::memory_order_relaxed);
             return false;
@@ -3460,7 +3469,7 @@ inline std::size_t gateway_core::push_local_account(const std::string& account_i
         event = next_event_locked(std::move(frame));
         const auto it = accounts.find(account_id);
         if (it != accounts.end())
-            for (const auto& sid : it->second) targets += target_locked(sid, event, live);
+            for (const auto& sid : it->second.sessions) targets += target_locked(sid, event, live);
     }
     post_event(live, event);
     return targets;
@@ -3611,7 +3620,7 @@ inline void local_presence_locked(const gateway_core& core, const std::string& a
                                   std::vector<session_presence>& out) {
     const auto it = core.accounts.find(account_id);
     if (it == core.accounts.end()) return;
-    for (const auto& sid : it->second) {
+    for (const auto& sid : it->second.sessions) {
         if (out.size() >= limit) return;
         session_presence p;
         p.session_id = sid;

@@ -106,7 +106,11 @@ struct gateway_options {
     /// Token bucket per account, shared by all its sessions on this node
     /// (requests and peer messages, like the per-connection bucket; meta
     /// requests are not counted); an empty bucket answers 12. At least the
-    /// per-connection values.
+    /// per-connection values. While an account has a single connection on
+    /// this node only the per-connection bucket is consulted (it is the
+    /// tighter one), so a second connection finds the account's bucket
+    /// refilled: across that moment the account can send up to
+    /// message_burst + account_message_burst at once, never more.
     std::uint32_t account_messages_per_minute = 4000;
     std::uint32_t account_message_burst = 400;
     /// Requests being handled at once per connection (one per channel at most).
