@@ -83,9 +83,9 @@ struct account_bucket {
 };
 
 /// One account's sessions on this node (live or parked) and their shared
-/// message bucket. A vector, not a set: most accounts have one session, and
-/// a one-element unordered_set costs ~250 bytes (bucket array and node) on
-/// every idle session.
+/// message bucket (made when a second session goes live). A vector, not a
+/// set: most accounts have one session, and a one-element unordered_set
+/// costs ~250 bytes (bucket array and node) on every idle session.
 struct account_entry {
     std::vector<std::string> sessions;
     std::shared_ptr<account_bucket> bucket;
@@ -1275,9 +1275,26 @@ inline bool gateway_core::register_session(const std::shared_ptr<connection_stat
         }
         emit(std::move(event));
     }
+    // The account's shared bucket exists from its second live session here
+    // on: alone, a connection's own bucket is the tighter one. Connections
+    // already live get it on their own executor (a few of their messages may
+    // pass before, each still within its own bucket).
     auto& account = accounts[connection->account_id];
-    if (!account.bucket) account.bucket = std::make_shared<account_bucket>();
-    connection->share_account_bucket(account.bucket);
+    if (!account.bucket) {
+        std::vector<std::shared_ptr<connection_state>> others;
+        for (const auto& sid : account.sessions) {
+            const auto it = sessions.find(sid);
+            if (sid != connection->session_id && it != sessions.end() && it->second) others.push_back(it->second);
+        }
+        if (!others.empty()) {
+            account.bucket = std::make_shared<account_bucket>();
+            for (const auto& other : others)
+                connection_state::post(other, [bucket = account.bucket](connection_state& c) {
+                    c.share_account_bucket(bucket);
+                });
+        }
+    }
+    if (account.bucket) connection->share_account_bucket(account.bucket);
     // New to this node (not a local replacement, not a parked one back):
     // claim it in the cluster; its previous node, if any, is told to let go.
     if (!slot && was_parked == parked.end()) bus_interest(cluster::interest_kind::session, connection->session_id, true);
@@ -2674,8 +2691,8 @@ inline void connection_state::on_frame(frame_kind kind, protocol::bytes_view byt
         if (!message_bucket_.take(static_cast<double>(o.message_burst),
                                   static_cast<double>(o.messages_per_minute) / 60.0, now))
             return false;
-        // The account's bucket is shared only once a second connection of
-        // the account holds it (the registry's reference plus two). Alone,
+        // The account's bucket (register_session) counts only while another
+        // connection holds it too (the registry's reference plus two). Alone,
         // this connection's own bucket is the tighter one (validate_options:
         // the account's rate and burst are at least the connection's), so
         // the account's could not refuse: no lock on the common path.
