@@ -1,7 +1,7 @@
 // Parsing and checking the gateway's plain HTTP answers in socket tests:
 // every answer but a 101 must be a complete HTTP/1.1 response (a reason
 // phrase, Content-Length matching the body, Connection: close), see
-// server_websocket.ipp.
+// server/impl/websocket_transport.ipp.
 #pragma once
 
 #include <doctest/doctest.h>

@@ -59,7 +59,7 @@ std::vector<violation> violations() {
         {"one frame one byte past max_message_size", client_frame("", {0x82, true, 0, max_message + 1}), 1009},
         {"fragments adding up past max_message_size",
          client_frame(std::string(3000, 'f'), {0x02}) + client_frame(std::string(3000, 'g'), {0x80}), 1009},
-        // websocketpp maps a non-minimal length to 1011 (see server_websocket.ipp).
+        // websocketpp maps a non-minimal length to 1011 (see server/impl/websocket_transport.ipp).
         {"16-bit length for 10 bytes", client_frame(small, {0x82, true, 126}), 1011},
         {"64-bit length for 200 bytes", client_frame(std::string(200, 'z'), {0x82, true, 127}), 1011},
     };

@@ -97,5 +97,5 @@ private:
 }  // namespace gatehouse::auth
 
 #if defined(GATEHOUSE_HEADER_ONLY)
-#include <gatehouse/impl/auth_api_key.ipp>
+#include <gatehouse/auth/impl/api_key_validator.ipp>
 #endif

@@ -63,5 +63,5 @@ GATEHOUSE_DECL std::error_code sign_jwt(const nlohmann::json& claims, const sign
 }  // namespace gatehouse::auth
 
 #if defined(GATEHOUSE_HEADER_ONLY)
-#include <gatehouse/impl/auth_jwt_signer.ipp>
+#include <gatehouse/auth/impl/jwt_signer.ipp>
 #endif

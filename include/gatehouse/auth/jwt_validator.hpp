@@ -147,5 +147,5 @@ private:
 }  // namespace gatehouse::auth
 
 #if defined(GATEHOUSE_HEADER_ONLY)
-#include <gatehouse/impl/auth_jwt.ipp>
+#include <gatehouse/auth/impl/jwt_validator.ipp>
 #endif

@@ -155,5 +155,5 @@ inline std::size_t json_nesting_depth(std::string_view text, std::size_t limit) 
 }  // namespace gatehouse::auth
 
 #if defined(GATEHOUSE_HEADER_ONLY)
-#include <gatehouse/impl/auth_keys.ipp>
+#include <gatehouse/auth/impl/keys.ipp>
 #endif

@@ -162,5 +162,5 @@ private:
 }  // namespace gatehouse::auth
 
 #if defined(GATEHOUSE_HEADER_ONLY)
-#include <gatehouse/impl/auth_revocation.ipp>
+#include <gatehouse/auth/impl/revocation.ipp>
 #endif

@@ -156,7 +156,7 @@ public:
     virtual void close(std::uint16_t code, const std::string& reason) = 0;
 };
 
-/// Defined in gatehouse/impl/client_websocket.ipp (see the top of this file).
+/// Defined in gatehouse/client/impl/client_websocket.ipp (see the top of this file).
 std::shared_ptr<client_transport> make_websocket_client_transport(asio::io_context& io,
                                                                   const client_options& options);
 
@@ -241,5 +241,5 @@ private:
 }  // namespace gatehouse::client
 
 #if defined(GATEHOUSE_HEADER_ONLY)
-#include <gatehouse/impl/client.ipp>
+#include <gatehouse/client/impl/client.ipp>
 #endif

@@ -15,5 +15,5 @@
 #if defined(__GNUC__) && !defined(__clang__) && __cplusplus > 201703L
 #error "gatehouse/client/client_impl.hpp must be compiled as C++17 with g++ (websocketpp 0.8 does not compile as C++20 with g++); put it in a separate C++17 source file"
 #endif
-#include <gatehouse/impl/client_websocket.ipp>
+#include <gatehouse/client/impl/client_websocket.ipp>
 #endif

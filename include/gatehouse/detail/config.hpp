@@ -1,7 +1,8 @@
 // Build configuration shared by every gatehouse header.
 //
-// gatehouse is header-mostly. Heavier non-template code lives in
-// `gatehouse/impl/*.ipp` files which are, by default, compiled inline into
+// gatehouse is header-mostly. Heavier non-template code lives in each
+// layer's `impl/*.ipp` files (gatehouse/server/impl/gateway.ipp, ...), as in
+// Asio and Beast, which are, by default, compiled inline into
 // every translation unit that includes the header (header-only mode). A host
 // that prefers to compile them once defines GATEHOUSE_SEPARATE_COMPILATION for
 // the whole program and includes <gatehouse/impl/src.hpp> in exactly one of

@@ -10,18 +10,18 @@
 #include <gatehouse/detail/config.hpp>
 
 // One line per .ipp; each layer appends its own.
-#include <gatehouse/impl/salted_guid.ipp>
-#include <gatehouse/impl/session_record.ipp>
-#include <gatehouse/impl/session_memory_store.ipp>
-#include <gatehouse/impl/auth_keys.ipp>
-#include <gatehouse/impl/auth_jwt.ipp>
-#include <gatehouse/impl/auth_jwt_signer.ipp>
-#include <gatehouse/impl/auth_api_key.ipp>
-#include <gatehouse/impl/auth_revocation.ipp>
-#include <gatehouse/impl/routing_endpoint.ipp>
-#include <gatehouse/impl/routing_event.ipp>
-#include <gatehouse/impl/routing_meta.ipp>
-#include <gatehouse/impl/server_gateway.ipp>
-#include <gatehouse/impl/server_websocket.ipp>
-#include <gatehouse/impl/client.ipp>
-#include <gatehouse/impl/client_websocket.ipp>
+#include <gatehouse/routing/impl/salted_guid.ipp>
+#include <gatehouse/session/impl/session.ipp>
+#include <gatehouse/session/impl/memory_session_store.ipp>
+#include <gatehouse/auth/impl/keys.ipp>
+#include <gatehouse/auth/impl/jwt_validator.ipp>
+#include <gatehouse/auth/impl/jwt_signer.ipp>
+#include <gatehouse/auth/impl/api_key_validator.ipp>
+#include <gatehouse/auth/impl/revocation.ipp>
+#include <gatehouse/routing/impl/endpoint.ipp>
+#include <gatehouse/routing/impl/event.ipp>
+#include <gatehouse/routing/impl/meta.ipp>
+#include <gatehouse/server/impl/gateway.ipp>
+#include <gatehouse/server/impl/websocket_transport.ipp>
+#include <gatehouse/client/impl/client.ipp>
+#include <gatehouse/client/impl/client_websocket.ipp>

@@ -115,5 +115,5 @@ private:
 }  // namespace gatehouse::routing
 
 #if defined(GATEHOUSE_HEADER_ONLY)
-#include <gatehouse/impl/routing_endpoint.ipp>
+#include <gatehouse/routing/impl/endpoint.ipp>
 #endif

@@ -49,5 +49,5 @@ GATEHOUSE_DECL std::string manifest_json(std::string_view session_id, const sess
 }  // namespace gatehouse::routing
 
 #if defined(GATEHOUSE_HEADER_ONLY)
-#include <gatehouse/impl/routing_event.ipp>
+#include <gatehouse/routing/impl/event.ipp>
 #endif

@@ -19,5 +19,5 @@ GATEHOUSE_DECL std::string meta_json(const endpoint& target, protocol::meta_type
 }  // namespace gatehouse::routing
 
 #if defined(GATEHOUSE_HEADER_ONLY)
-#include <gatehouse/impl/routing_meta.ipp>
+#include <gatehouse/routing/impl/meta.ipp>
 #endif

@@ -78,5 +78,5 @@ inline std::optional<endpoint_key> parse_endpoint_key(std::string_view key) noex
 }  // namespace gatehouse::routing
 
 #if defined(GATEHOUSE_HEADER_ONLY)
-#include <gatehouse/impl/salted_guid.ipp>
+#include <gatehouse/routing/impl/salted_guid.ipp>
 #endif

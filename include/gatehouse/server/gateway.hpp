@@ -142,7 +142,7 @@ public:
     virtual void stop() = 0;
 };
 
-/// Defined in gatehouse/impl/server_websocket.ipp; see "COMPILING THE
+/// Defined in gatehouse/server/impl/websocket_transport.ipp; see "COMPILING THE
 /// WEBSOCKET TRANSPORT" above.
 std::unique_ptr<network_transport> make_websocket_transport(std::shared_ptr<gateway_core> core);
 }  // namespace detail
@@ -429,5 +429,5 @@ private:
 }  // namespace gatehouse::server
 
 #if defined(GATEHOUSE_HEADER_ONLY)
-#include <gatehouse/impl/server_gateway.ipp>
+#include <gatehouse/server/impl/gateway.ipp>
 #endif

@@ -16,5 +16,5 @@
 #if defined(__GNUC__) && !defined(__clang__) && __cplusplus > 201703L
 #error "gatehouse/server/gateway_impl.hpp must be compiled as C++17 with g++ (websocketpp 0.8 does not compile as C++20 with g++); put it in a separate C++17 source file"
 #endif
-#include <gatehouse/impl/server_websocket.ipp>
+#include <gatehouse/server/impl/websocket_transport.ipp>
 #endif

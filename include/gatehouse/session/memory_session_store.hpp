@@ -134,5 +134,5 @@ private:
 }  // namespace gatehouse::session
 
 #if defined(GATEHOUSE_HEADER_ONLY)
-#include <gatehouse/impl/session_memory_store.ipp>
+#include <gatehouse/session/impl/memory_session_store.ipp>
 #endif

@@ -119,5 +119,5 @@ GATEHOUSE_DECL std::string reconnect_token_hash(std::string_view token);
 }  // namespace gatehouse::session
 
 #if defined(GATEHOUSE_HEADER_ONLY)
-#include <gatehouse/impl/session_record.ipp>
+#include <gatehouse/session/impl/session.ipp>
 #endif
