@@ -1,12 +1,13 @@
 // An io_context run by a few threads until destruction, for the cluster tests.
 #pragma once
 
+// Standard headers before Asio's (see gatehouse/detail/config.hpp).
+#include <thread>
+#include <vector>
+
 #include <asio/any_io_executor.hpp>
 #include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
-
-#include <thread>
-#include <vector>
 
 namespace gatehouse::test {
 

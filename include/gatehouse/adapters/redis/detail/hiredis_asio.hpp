@@ -5,6 +5,8 @@
 // descriptor is released, never closed, when hiredis cleans up.
 #pragma once
 
+#include <gatehouse/detail/config.hpp>  // before Asio: see there
+
 #include <asio/any_io_executor.hpp>
 #include <asio/posix/stream_descriptor.hpp>
 
