@@ -11,6 +11,7 @@
 #include <gatehouse/routing/event.hpp>
 #include <gatehouse/routing/meta.hpp>
 #include <gatehouse/server/deadline_queue.hpp>
+#include <gatehouse/server/detail/credentials.hpp>
 #include <gatehouse/server/detail/session_events.hpp>
 #include <gatehouse/server/gateway.hpp>
 #include <gatehouse/session/session.hpp>
@@ -929,50 +930,6 @@ inline bool pending_call::complete(protocol::response_code code, bool binary, pr
 // ---------------------------------------------------------------------------
 // helpers
 
-inline std::string url_decode(std::string_view in, bool& ok) {
-    std::string out;
-    out.reserve(in.size());
-    ok = true;
-    for (std::size_t i = 0; i < in.size(); ++i) {
-        const char c = in[i];
-        if (c == '+') {
-            out.push_back(' ');
-        } else if (c == '%') {
-            if (i + 2 >= in.size()) {
-                ok = false;
-                return {};
-            }
-            const int hi = protocol::detail::hex_value(in[i + 1]);
-            const int lo = protocol::detail::hex_value(in[i + 2]);
-            if (hi < 0 || lo < 0) {
-                ok = false;
-                return {};
-            }
-            out.push_back(static_cast<char>(hi * 16 + lo));
-            i += 2;
-        } else {
-            out.push_back(c);
-        }
-    }
-    return out;
-}
-
-/// The value of query parameter `name` (first occurrence), url-decoded.
-inline bool query_parameter(std::string_view query, std::string_view name, std::string& value) {
-    while (!query.empty()) {
-        const auto amp = query.find('&');
-        const auto pair = query.substr(0, amp);
-        query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
-        const auto eq = pair.find('=');
-        if (pair.substr(0, eq) != name) continue;
-        if (eq == std::string_view::npos) return false;
-        bool ok = false;
-        value = url_decode(pair.substr(eq + 1), ok);
-        return ok;
-    }
-    return false;
-}
-
 /// The session id a credential's session key stands for: the key itself
 /// when it is session-id text, else a GUID derived from it (so the same
 /// token keeps reaching the same session, §2.3); empty when there is none.
@@ -1025,35 +982,15 @@ inline upgrade_decision gateway_core::on_upgrade(const upgrade_request& request)
 
     // Credentials: the Authorization header first, then the opt-in browser forms.
     auth::credential credential;
-    bool have_credential = false;
     std::string subprotocol;
-    const std::string_view authorization = request.header("Authorization");
-    if (!authorization.empty()) {
-        auth::authorization_header_options parse_options;
-        parse_options.accept_api_key = options.accept_api_keys;
-        if (auth::parse_authorization_header(authorization, credential, parse_options))
-            return refuse(upgrade_result::unauthorized, "Invalid or missing credentials");
-        have_credential = true;
-    } else if (options.accept_query_token && !query.empty()) {
-        std::string token;
-        if (query_parameter(query, "token", token) && !token.empty() && token.size() <= 16 * 1024) {
-            credential = {auth::credential_kind::bearer, std::move(token)};
-            have_credential = true;
-        }
-    }
-    if (!have_credential && options.accept_subprotocol_token) {
-        const auto& offered = request.offered_subprotocols();
-        for (std::size_t i = 0; i + 1 < offered.size(); ++i) {
-            if (offered[i] == options.subprotocol_marker && !offered[i + 1].empty() &&
-                offered[i + 1].size() <= 16 * 1024) {
-                credential = {auth::credential_kind::bearer, offered[i + 1]};
-                subprotocol = options.subprotocol_marker;
-                have_credential = true;
-                break;
-            }
-        }
-    }
-    if (!have_credential) return refuse(upgrade_result::unauthorized, "Invalid or missing credentials");
+    credential_sources sources;
+    sources.accept_api_keys = options.accept_api_keys;
+    sources.accept_query_token = options.accept_query_token;
+    sources.accept_subprotocol_token = options.accept_subprotocol_token;
+    sources.subprotocol_marker = options.subprotocol_marker;
+    if (extract_credential(request.header("Authorization"), query, request.offered_subprotocols(), sources, credential,
+                           subprotocol) != credential_outcome::found)
+        return refuse(upgrade_result::unauthorized, "Invalid or missing credentials");
 
     auto connection = std::make_shared<connection_state>(shared_from_this(),
                                                          next_connection_id.fetch_add(1, std::memory_order_relaxed),
