@@ -295,6 +295,40 @@ TEST_CASE("metrics wiring: reconnection queue and server-to-client requests foll
     CHECK(all.at("gatehouse_connections_opened_total") == "3");
 }
 
+TEST_CASE("metrics wiring: every row of gateway_stats.hpp is exposed once, with the snapshot's value") {
+    metrics_fixture m;
+    auto& h = m.f.h;
+    auto c = h.connect(token("alice", session_a));
+    const auto echo = harness::guid_of(*c, "/echo");
+    CHECK(h.call(*c, harness::request(echo, "hi", p::message_flags::none, 0, 1, 1), 1).frame.code ==
+          p::response_code::ok);
+    const auto stats = h.gw.stats();
+    const auto all = m.scrape();
+    std::size_t rows = 0;
+#define GATEHOUSE_TEST_GAUGE(field, name, help)                  \
+    CHECK(all.at("gatehouse_" name) == std::to_string(stats.field)); \
+    ++rows;
+    GATEHOUSE_GATEWAY_GAUGES(GATEHOUSE_TEST_GAUGE)
+#undef GATEHOUSE_TEST_GAUGE
+#define GATEHOUSE_TEST_COUNTER(field, exposed, help)                                \
+    if (exposed) {                                                                  \
+        CHECK(all.at("gatehouse_" #field "_total") == std::to_string(stats.field)); \
+        ++rows;                                                                     \
+    } else {                                                                        \
+        CHECK(all.count("gatehouse_" #field "_total") == 0);                        \
+    }
+    GATEHOUSE_GATEWAY_COUNTERS(GATEHOUSE_TEST_COUNTER)
+#undef GATEHOUSE_TEST_COUNTER
+#define GATEHOUSE_TEST_OBSERVER_COUNTER(field, accessor, help)                  \
+    CHECK(all.at("gatehouse_" #field "_total") == std::to_string(stats.field)); \
+    ++rows;
+    GATEHOUSE_GATEWAY_OBSERVER_COUNTERS(GATEHOUSE_TEST_OBSERVER_COUNTER)
+#undef GATEHOUSE_TEST_OBSERVER_COUNTER
+    CHECK(rows >= 25);
+    CHECK(all.at("gatehouse_sessions") == "1");
+    CHECK(stats.upgrades_accepted == 1);
+}
+
 TEST_CASE("metrics wiring: without a sink nothing is rendered; options are validated") {
     standard_fixture plain;
     auto c = plain.h.connect(token("alice", session_a));

@@ -110,6 +110,7 @@
 #include <gatehouse/routing/endpoint.hpp>
 #include <gatehouse/routing/event.hpp>
 #include <gatehouse/server/error.hpp>
+#include <gatehouse/server/gateway_stats.hpp>
 #include <gatehouse/server/options.hpp>
 #include <gatehouse/server/transport.hpp>
 #include <gatehouse/session/session_store.hpp>
@@ -146,62 +147,6 @@ public:
 /// WEBSOCKET TRANSPORT" above.
 std::unique_ptr<network_transport> make_websocket_transport(std::shared_ptr<gateway_core> core);
 }  // namespace detail
-
-/// Counters for tests and health checks. A snapshot; any thread.
-struct gateway_stats {
-    std::size_t connections = 0;   ///< upgrading or open
-    std::size_t sessions = 0;      ///< attached
-    std::uint64_t upgrades_accepted = 0;
-    std::uint64_t upgrades_refused = 0;
-    std::uint64_t frames_dropped = 0;  ///< unparsable frames (no reply possible)
-
-    // Reconnection (§13.4): sessions kept after their connection dropped.
-    std::size_t parked_sessions = 0;           ///< waiting for their client to reconnect
-    std::size_t queued_events = 0;             ///< events held for parked sessions now
-    /// Events that will never reach their parked session: evicted (queue
-    /// full), refused (node budget), too old, or discarded with a session
-    /// that ended (window passed, revoked, disconnected, stop()).
-    std::uint64_t queued_events_dropped = 0;
-    std::uint64_t queued_events_delivered = 0; ///< delivered after a reconnection
-    std::uint64_t sessions_resumed = 0;        ///< parked sessions a reconnection picked up
-    std::uint64_t sessions_expired = 0;        ///< parked sessions whose window passed
-
-    // Server-to-client requests (§12.3).
-    std::size_t client_calls_pending = 0;
-    std::uint64_t client_calls_timed_out = 0;
-    std::uint64_t responses_unmatched = 0;  ///< response frames no pending request was waiting for
-
-    // Client-to-client routing (§12).
-    std::uint64_t peer_messages_forwarded = 0;  ///< copies handed to a target (a broadcast counts each)
-
-    // Cluster (gateway_options::event_bus); all zero without a bus.
-    std::uint64_t cluster_published = 0;       ///< pushes and revocations handed to the bus
-    std::uint64_t cluster_publish_failed = 0;  ///< of those, the bus reported an error
-    std::uint64_t cluster_received = 0;        ///< messages from other nodes handled here
-    /// Sessions of this node taken over by a connection on another node.
-    std::uint64_t cluster_sessions_taken = 0;
-
-    // Event queue store (gateway_options::event_queue_store); all zero without one.
-    /// Events for parked sessions the store accepted (queued_events counts
-    /// only those held in this node's memory).
-    std::uint64_t events_stored = 0;
-    /// Store operations that failed (park, append, take); their events are
-    /// counted in queued_events_dropped, except a failed take's, which stay
-    /// in the store until its retention passes.
-    std::uint64_t event_store_failures = 0;
-
-    // Liveness (gateway_options::session_refresh_interval).
-    std::uint64_t session_refreshes = 0;         ///< touches of connected sessions the store accepted
-    std::uint64_t session_refresh_failures = 0;  ///< touches that failed (retried; the connection stays)
-
-    // Abuse limits.
-    std::uint64_t account_rate_limited = 0;  ///< requests answered 12 by the per-account bucket
-
-    // Lifecycle hooks (gateway_options::observer).
-    std::uint64_t observer_events = 0;          ///< handed to a hook
-    std::uint64_t observer_events_dropped = 0;  ///< beyond observer_queue_limit
-    std::uint64_t observer_errors = 0;          ///< hooks that threw
-};
 
 /// Where a session is, as presence queries report it.
 struct session_presence {

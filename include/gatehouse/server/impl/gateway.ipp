@@ -442,14 +442,11 @@ public:
         if (t.idle_timeout.count() > 0) return std::max(std::chrono::milliseconds(1), t.idle_timeout / 4);
         return std::chrono::minutes(1);
     }
-    std::atomic<std::uint64_t> session_refreshes{0};
-    std::atomic<std::uint64_t> session_refresh_failures{0};
     /// steady ms of the last refresh failure logged (one line a second at most).
     std::atomic<std::int64_t> refresh_failure_logged{0};
     void refresh_failed(const std::error_code& ec);
 
     // --- abuse limits ---
-    std::atomic<std::uint64_t> account_rate_limited{0};
     /// Connections per source address (loopback aside unless limited).
     std::mutex addresses_mutex;
     std::unordered_map<std::string, std::size_t> address_connections;
@@ -547,27 +544,15 @@ public:
     /// the store's idle_timeout, else one minute).
     const std::chrono::milliseconds refresh_interval = pick_refresh_interval(options, store_timing);
 
-    std::atomic<std::size_t> connections{0};
-    std::atomic<std::uint64_t> upgrades_accepted{0};
-    std::atomic<std::uint64_t> upgrades_refused{0};
-    std::atomic<std::uint64_t> frames_dropped{0};
     std::atomic<std::uint64_t> next_connection_id{1};
     std::atomic<bool> stopping{false};
 
-    std::atomic<std::uint64_t> queued_events_dropped{0};
-    std::atomic<std::uint64_t> queued_events_delivered{0};
-    std::atomic<std::uint64_t> sessions_resumed{0};
-    std::atomic<std::uint64_t> sessions_expired{0};
+    // --- counters (gateway_stats.hpp: one row each) and the atomic gauges ---
+#define GATEHOUSE_DETAIL_COUNTER_ATOMIC(field, exposed, help) std::atomic<std::uint64_t> field{0};
+    GATEHOUSE_GATEWAY_COUNTERS(GATEHOUSE_DETAIL_COUNTER_ATOMIC)
+#undef GATEHOUSE_DETAIL_COUNTER_ATOMIC
+    std::atomic<std::size_t> connections{0};
     std::atomic<std::size_t> client_calls_pending{0};
-    std::atomic<std::uint64_t> client_calls_timed_out{0};
-    std::atomic<std::uint64_t> responses_unmatched{0};
-    std::atomic<std::uint64_t> peer_messages_forwarded{0};
-    std::atomic<std::uint64_t> cluster_published{0};
-    std::atomic<std::uint64_t> cluster_publish_failed{0};
-    std::atomic<std::uint64_t> cluster_received{0};
-    std::atomic<std::uint64_t> cluster_sessions_taken{0};
-    std::atomic<std::uint64_t> events_stored{0};
-    std::atomic<std::uint64_t> event_store_failures{0};
 
     // --- event queue store (options.event_queue_store) ---
     /// Null: parked sessions' events are queued in `parked` (this node's memory).
@@ -3033,39 +3018,20 @@ inline void connection_state::route_peer(const protocol::frame_view& frame, prot
 inline gateway_stats gateway_core::snapshot() const {
     gateway_stats s;
     s.connections = connections.load(std::memory_order_acquire);
+    s.client_calls_pending = client_calls_pending.load(std::memory_order_relaxed);
     {
         std::lock_guard<std::mutex> lock(registry_mutex);
         s.sessions = sessions.size();
-    }
-    s.upgrades_accepted = upgrades_accepted.load(std::memory_order_relaxed);
-    s.upgrades_refused = upgrades_refused.load(std::memory_order_relaxed);
-    s.frames_dropped = frames_dropped.load(std::memory_order_relaxed);
-    {
-        std::lock_guard<std::mutex> lock(registry_mutex);
         s.parked_sessions = parked.size();
         s.queued_events = parked_events;
     }
-    s.queued_events_dropped = queued_events_dropped.load(std::memory_order_relaxed);
-    s.queued_events_delivered = queued_events_delivered.load(std::memory_order_relaxed);
-    s.sessions_resumed = sessions_resumed.load(std::memory_order_relaxed);
-    s.sessions_expired = sessions_expired.load(std::memory_order_relaxed);
-    s.client_calls_pending = client_calls_pending.load(std::memory_order_relaxed);
-    s.client_calls_timed_out = client_calls_timed_out.load(std::memory_order_relaxed);
-    s.responses_unmatched = responses_unmatched.load(std::memory_order_relaxed);
-    s.peer_messages_forwarded = peer_messages_forwarded.load(std::memory_order_relaxed);
-    s.cluster_published = cluster_published.load(std::memory_order_relaxed);
-    s.cluster_publish_failed = cluster_publish_failed.load(std::memory_order_relaxed);
-    s.cluster_received = cluster_received.load(std::memory_order_relaxed);
-    s.cluster_sessions_taken = cluster_sessions_taken.load(std::memory_order_relaxed);
-    s.events_stored = events_stored.load(std::memory_order_relaxed);
-    s.event_store_failures = event_store_failures.load(std::memory_order_relaxed);
-    s.session_refreshes = session_refreshes.load(std::memory_order_relaxed);
-    s.session_refresh_failures = session_refresh_failures.load(std::memory_order_relaxed);
-    s.account_rate_limited = account_rate_limited.load(std::memory_order_relaxed);
+#define GATEHOUSE_DETAIL_COUNTER_LOAD(field, exposed, help) s.field = field.load(std::memory_order_relaxed);
+    GATEHOUSE_GATEWAY_COUNTERS(GATEHOUSE_DETAIL_COUNTER_LOAD)
+#undef GATEHOUSE_DETAIL_COUNTER_LOAD
     if (observer_events) {
-        s.observer_events = observer_events->delivered();
-        s.observer_events_dropped = observer_events->dropped();
-        s.observer_errors = observer_events->errors();
+#define GATEHOUSE_DETAIL_OBSERVER_LOAD(field, accessor, help) s.field = observer_events->accessor();
+        GATEHOUSE_GATEWAY_OBSERVER_COUNTERS(GATEHOUSE_DETAIL_OBSERVER_LOAD)
+#undef GATEHOUSE_DETAIL_OBSERVER_LOAD
     }
     return s;
 }
@@ -3073,51 +3039,27 @@ inline gateway_stats gateway_core::snapshot() const {
 inline bool gateway_core::render_metrics(std::string& out) const {
     if (!metrics) return false;
     const auto s = snapshot();
-    const scrape_value values[] = {
-        {"sessions", "gauge", "Sessions attached to a connection on this node.", s.sessions},
-        {"upgrading_or_open_connections", "gauge", "Connections counted against max_connections (upgrading or open).",
-         s.connections},
-        {"frames_dropped_total", "counter", "Binary frames without a readable header (no reply possible).",
-         s.frames_dropped},
-        {"parked_sessions", "gauge", "Sessions waiting for their client to reconnect.", s.parked_sessions},
-        {"queued_events", "gauge", "Events held for parked sessions.", s.queued_events},
-        {"queued_events_dropped_total", "counter", "Events that never reached their parked session.",
-         s.queued_events_dropped},
-        {"queued_events_delivered_total", "counter", "Queued events delivered after a reconnection.",
-         s.queued_events_delivered},
-        {"sessions_resumed_total", "counter", "Parked sessions picked up by a reconnection.", s.sessions_resumed},
-        {"sessions_expired_total", "counter", "Parked sessions whose reconnection window passed.", s.sessions_expired},
-        {"client_calls_pending", "gauge", "Server-to-client requests awaiting the client's answer.",
-         s.client_calls_pending},
-        {"client_calls_timed_out_total", "counter", "Server-to-client requests the client did not answer in time.",
-         s.client_calls_timed_out},
-        {"responses_unmatched_total", "counter", "Response frames from clients no pending request was waiting for.",
-         s.responses_unmatched},
-        {"peer_messages_forwarded_total", "counter", "Client-to-client messages handed to a target.",
-         s.peer_messages_forwarded},
-        {"cluster_published_total", "counter", "Pushes and revocations handed to the cluster's event bus.",
-         s.cluster_published},
-        {"cluster_publish_failed_total", "counter", "Of those, the ones the event bus could not take.",
-         s.cluster_publish_failed},
-        {"cluster_received_total", "counter", "Messages from other nodes handled here.", s.cluster_received},
-        {"cluster_sessions_taken_total", "counter", "Sessions taken over by a connection on another node.",
-         s.cluster_sessions_taken},
-        {"events_stored_total", "counter", "Events for parked sessions handed to the event queue store.",
-         s.events_stored},
-        {"event_store_failures_total", "counter", "Event queue store operations that failed.",
-         s.event_store_failures},
-        {"session_refreshes_total", "counter", "Connected sessions refreshed in the session store.",
-         s.session_refreshes},
-        {"session_refresh_failures_total", "counter", "Session refreshes that failed (retried).",
-         s.session_refresh_failures},
-        {"account_rate_limited_total", "counter", "Requests refused by an account's message rate limit.",
-         s.account_rate_limited},
-        {"observer_events_total", "counter", "Session lifecycle events handed to the observer.", s.observer_events},
-        {"observer_events_dropped_total", "counter", "Lifecycle events dropped: the observer's queue was full.",
-         s.observer_events_dropped},
-        {"observer_errors_total", "counter", "Observer hooks that threw.", s.observer_errors},
+    // Gauges, then the exposed counters, in table order (gateway_stats.hpp).
+    struct row {
+        scrape_value value;
+        bool exposed;
     };
-    return metrics->render_exposition(out, values, sizeof values / sizeof values[0]);
+    const row all[] = {
+#define GATEHOUSE_DETAIL_GAUGE_ROW(field, name, help) {{name, "gauge", help, s.field}, true},
+        GATEHOUSE_GATEWAY_GAUGES(GATEHOUSE_DETAIL_GAUGE_ROW)
+#undef GATEHOUSE_DETAIL_GAUGE_ROW
+#define GATEHOUSE_DETAIL_COUNTER_ROW(field, exposed, help) {{#field "_total", "counter", help, s.field}, exposed},
+        GATEHOUSE_GATEWAY_COUNTERS(GATEHOUSE_DETAIL_COUNTER_ROW)
+#undef GATEHOUSE_DETAIL_COUNTER_ROW
+#define GATEHOUSE_DETAIL_OBSERVER_ROW(field, accessor, help) {{#field "_total", "counter", help, s.field}, true},
+        GATEHOUSE_GATEWAY_OBSERVER_COUNTERS(GATEHOUSE_DETAIL_OBSERVER_ROW)
+#undef GATEHOUSE_DETAIL_OBSERVER_ROW
+    };
+    scrape_value values[sizeof all / sizeof all[0]];
+    std::size_t count = 0;
+    for (const auto& row : all)
+        if (row.exposed) values[count++] = row.value;
+    return metrics->render_exposition(out, values, count);
 }
 
 inline bool gateway_core::metrics_allowed(std::string_view remote) const {
