@@ -1,4 +1,4 @@
-// redis_event_bus: a cluster::event_bus over Redis (hiredis 0.14,
+// redis_event_bus: a cluster::event_bus over Redis (hiredis 0.14 or 1.x,
 // asynchronous, driven by the host's Asio executor). Every gateway node of a
 // cluster points one redis_event_bus, with its own node id, at the same Redis.
 //
@@ -709,8 +709,9 @@ public:
             auto channel = group_prefix_ + name;
             if (!subscriber_->up()) return finish(done, cluster_errc::bus_unavailable);
             // hiredis 0.14 forgets a channel's callback when an UNSUBSCRIBE
-            // answer arrives after a new SUBSCRIBE was sent: subscribe again
-            // only once the pending unsubscription is confirmed (on_push).
+            // answer arrives after a new SUBSCRIBE was sent (1.x counts
+            // pending subscriptions and does not): subscribe again only once
+            // the pending unsubscription is confirmed (on_push).
             // (Checked first: the channel is still confirmed until then.)
             if (unsubscribing_.count(channel) != 0) {
                 deferred_subscribing_[channel].push_back({std::move(done), std::chrono::steady_clock::now()});

@@ -1,6 +1,7 @@
 // redis_session_store: a session_store in Redis (asynchronous on the host's
-// Asio executor; replies parsed by hiredis 0.14's reader). Sessions survive
-// gateway restarts and are shared by every node that points at the same Redis.
+// Asio executor; replies parsed by hiredis's reader, 0.14 or 1.x). Sessions
+// survive gateway restarts and are shared by every node that points at the
+// same Redis.
 //
 // Threading: operations may be called from any thread. All Redis work runs
 // on a strand of the executor given to the constructor; every completion is

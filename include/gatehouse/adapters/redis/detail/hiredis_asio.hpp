@@ -1,8 +1,14 @@
-// Drives a hiredis 0.14 asynchronous context from Asio: hiredis asks for
-// read/write readiness through its ev hooks, and we wait for it with
+// Drives a hiredis asynchronous context (0.14 or 1.x) from Asio: hiredis
+// asks for read/write readiness through its ev hooks, and we wait for it with
 // stream_descriptor::async_wait on the executor given (a strand: hiredis
 // contexts are not thread-safe). The socket stays owned by hiredis: the
 // descriptor is released, never closed, when hiredis cleans up.
+//
+// hiredis 1.x added an ev hook, scheduleTimer, through which it asks for a
+// timer when a connect or command timeout is set on the context
+// (redisAsyncConnectWithOptions' timeouts, redisAsyncSetTimeout). The
+// adapters set neither: their links time commands out themselves, on the
+// strand, so the hook stays null and hiredis never asks for a timer.
 #pragma once
 
 #include <asio/any_io_executor.hpp>
@@ -76,6 +82,9 @@ public:
         context->ev.addWrite = &hiredis_asio_binding::add_write;
         context->ev.delWrite = &hiredis_asio_binding::del_write;
         context->ev.cleanup = &hiredis_asio_binding::cleanup;
+#if HIREDIS_MAJOR >= 1
+        context->ev.scheduleTimer = nullptr;  // see the header comment
+#endif
         return true;
     }
 
