@@ -1,6 +1,7 @@
-// redis_event_bus: a cluster::event_bus over Redis (hiredis 0.14 or 1.x,
-// asynchronous, driven by the host's Asio executor). Every gateway node of a
-// cluster points one redis_event_bus, with its own node id, at the same Redis.
+// redis_event_bus: a cluster::event_bus over Redis (asynchronous on the
+// host's Asio executor; replies parsed by hiredis's reader, 0.14 or 1.x).
+// Every gateway node of a cluster points one redis_event_bus, with its own
+// node id, at the same Redis.
 //
 // Which Redis mechanism carries what, and why:
 // - Targeted traffic (to_node, to_session, to_account, revoke_session,
@@ -120,10 +121,10 @@
 namespace gatehouse::adapters::redis {
 
 /// Connection options (host, port, password, database, command_timeout,
-/// reconnect delays): see detail/connection_options.hpp. host must be an IP
-/// address here (hiredis resolves names with a blocking getaddrinfo on every
-/// reconnect, on the executor's thread). Pub/sub ignores databases: separate
-/// deployments on one Redis need separate key_prefix values.
+/// reconnect delays): see detail/connection_options.hpp. host may be a host
+/// name, resolved (asynchronously) on every (re)connect. Pub/sub ignores
+/// databases: separate deployments on one Redis need separate key_prefix
+/// values.
 struct redis_event_bus_options : detail::connection_options {
     /// This node's id: [A-Za-z0-9._:-], 1..64 characters, unique in the cluster.
     std::string node_id;

@@ -1,6 +1,6 @@
 // Implementation of gatehouse/adapters/redis/redis_event_bus.hpp: the bus's
 // core (heartbeat and directory, pub/sub, the stream reader and its loss
-// accounting) over three bus_links.
+// accounting) over three bus_links, each a redis_link.
 #pragma once
 
 #include <gatehouse/adapters/redis/redis_event_bus.hpp>
@@ -177,10 +177,11 @@ public:
         case interest_kind::group: {
             auto channel = group_prefix_ + name;
             if (!subscriber_->up()) return finish(done, cluster_errc::bus_unavailable);
-            // hiredis 0.14 forgets a channel's callback when an UNSUBSCRIBE
-            // answer arrives after a new SUBSCRIBE was sent (1.x counts
-            // pending subscriptions and does not): subscribe again only once
-            // the pending unsubscription is confirmed (on_push).
+            // Subscribe again only once the pending unsubscription is
+            // confirmed (on_push): one request per channel in flight keeps
+            // the confirmations simple to follow. (It began as a workaround
+            // for hiredis 0.14's async API, which forgot a channel's callback
+            // when an UNSUBSCRIBE answer came after a new SUBSCRIBE.)
             // (Checked first: the channel is still confirmed until then.)
             if (unsubscribing_.count(channel) != 0) {
                 deferred_subscribing_[channel].push_back({std::move(done), std::chrono::steady_clock::now()});
@@ -347,16 +348,13 @@ private:
         });
     }
 
-    void load_scripts() {
-        for (const char* script : {bus_route_script, bus_claim_script, bus_release_script})
-            commands_->command({"SCRIPT", "LOAD", script}, [](std::error_code, redisReply*) {});
-    }
+    void load_scripts() { commands_->load_scripts({bus_route_script, bus_claim_script, bus_release_script}); }
 
     /// A script cache flushed under us (SCRIPT FLUSH) answers NOSCRIPT: the
     /// operation fails with backend_error and the scripts are loaded again.
     static std::error_code script_error(const std::weak_ptr<redis_bus_core>& weak, const redisReply* reply) {
         const auto ec = bus_error_of(reply);
-        if (ec && bus_text_of(reply).rfind("NOSCRIPT", 0) == 0)
+        if (ec && is_noscript(reply))
             if (auto self = weak.lock()) self->load_scripts();
         return ec;
     }

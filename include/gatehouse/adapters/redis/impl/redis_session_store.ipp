@@ -1,20 +1,17 @@
 // Implementation of gatehouse/adapters/redis/redis_session_store.hpp: the
-// store's core (the operations, their replies, and its link to Redis).
+// store's core (the operations and their replies) over one redis_link.
 #pragma once
 
 #include <gatehouse/adapters/redis/redis_session_store.hpp>
 
 #include <gatehouse/adapters/redis/detail/record_codec.hpp>
-#include <gatehouse/adapters/redis/detail/reply_arena.hpp>
+#include <gatehouse/adapters/redis/detail/redis_link.hpp>
+#include <gatehouse/adapters/redis/detail/resp_writer.hpp>
 #include <gatehouse/adapters/redis/detail/session_scripts.hpp>
 
-#include <asio/connect.hpp>
 #include <asio/dispatch.hpp>
-#include <asio/ip/tcp.hpp>
 #include <asio/post.hpp>
-#include <asio/steady_timer.hpp>
 #include <asio/strand.hpp>
-#include <asio/write.hpp>
 
 #include <hiredis/hiredis.h>
 #include <hiredis/read.h>
@@ -95,101 +92,16 @@ inline bool session_id_of_stored(std::string_view stored, std::string& id) {
     return session::is_session_id(id);
 }
 
-// RESP formatting of commands (what redisFormatCommandArgv does, without its
-// allocations): written through a cursor into room reserved beforehand in a
-// buffer reused for every command.
-class resp_writer {
-public:
-    /// Room a command needs at most: the array header, then per argument.
-    static constexpr std::size_t header_room = 1 + 20 + 2;
-    static constexpr std::size_t arg_room(std::size_t size) noexcept { return 1 + 20 + 2 + size + 2; }
-
-    explicit resp_writer(char* at) noexcept : p_(at) {}
-    char* position() const noexcept { return p_; }
-
-    void array(std::size_t count) noexcept { length_line('*', count); }
-
-    void arg(std::string_view a) noexcept {
-        length_line('$', a.size());
-        put(a);
-        crlf();
-    }
-
-    /// Bytes already in RESP (arguments formatted by another writer).
-    void raw(std::string_view resp) noexcept { put(resp); }
-
-    void number(long long v) noexcept {
-        char digits[24];
-        const auto end = std::to_chars(digits, digits + sizeof digits, v).ptr;
-        arg(std::string_view(digits, static_cast<std::size_t>(end - digits)));
-    }
-
-    /// prefix + kind + the session id `id` (valid) as stored: arg_room(
-    /// prefix.size() + kind.size() + stored_id_size).
-    void session_key(std::string_view prefix, std::string_view kind, std::string_view id) noexcept {
-        length_line('$', prefix.size() + kind.size() + stored_id_size);
-        put(prefix);
-        put(kind);
-        write_stored_id(id, p_);
-        p_ += stored_id_size;
-        crlf();
-    }
-
-private:
-    void length_line(char mark, std::size_t n) noexcept {
-        *p_++ = mark;
-        p_ = std::to_chars(p_, p_ + 20, n).ptr;
-        crlf();
-    }
-    void put(std::string_view s) noexcept {
-        std::memcpy(p_, s.data(), s.size());
-        p_ += s.size();
-    }
-    void crlf() noexcept {
-        *p_++ = '\r';
-        *p_++ = '\n';
-    }
-
-    char* p_;
-};
-
-/// A FIFO queue on a ring of slots that grows by doubling and never shrinks:
-/// once warm, queueing costs no allocation (std::deque allocates a block
-/// every few elements of this size).
-template <class T>
-class command_ring {
-public:
-    bool empty() const noexcept { return size_ == 0; }
-    std::size_t size() const noexcept { return size_; }
-    T& front() noexcept { return slots_[head_]; }
-    T& operator[](std::size_t i) noexcept { return slots_[(head_ + i) & (slots_.size() - 1)]; }
-
-    void push_back(T value) {
-        if (size_ == slots_.size()) grow();
-        slots_[(head_ + size_) & (slots_.size() - 1)] = std::move(value);
-        ++size_;
-    }
-
-    T pop_front() {
-        T value = std::move(slots_[head_]);
-        slots_[head_] = T{};
-        head_ = (head_ + 1) & (slots_.size() - 1);
-        --size_;
-        return value;
-    }
-
-private:
-    void grow() {
-        std::vector<T> bigger(slots_.empty() ? 64 : slots_.size() * 2);
-        for (std::size_t i = 0; i < size_; ++i) bigger[i] = std::move((*this)[i]);
-        slots_ = std::move(bigger);
-        head_ = 0;
-    }
-
-    std::vector<T> slots_;  // size: zero or a power of two
-    std::size_t head_ = 0;
-    std::size_t size_ = 0;
-};
+/// A key argument: prefix + kind + the session id `id` (valid) as stored;
+/// needs resp_writer::arg_room(prefix.size() + kind.size() + stored_id_size).
+inline void write_session_key(resp_writer& out, std::string_view prefix, std::string_view kind,
+                              std::string_view id) noexcept {
+    char* p = out.begin_arg(prefix.size() + kind.size() + stored_id_size);
+    std::memcpy(p, prefix.data(), prefix.size());
+    std::memcpy(p + prefix.size(), kind.data(), kind.size());
+    write_stored_id(id, p + prefix.size() + kind.size());
+    out.end_arg();
+}
 
 inline std::error_code state_error(long long code) noexcept {
     switch (code) {
@@ -212,39 +124,26 @@ public:
     redis_session_core(const asio::any_io_executor& executor, redis_session_store_options options)
         : strand_(asio::make_strand(executor)),
           options_(std::move(options)),
-          timeout_timer_(strand_),
-          reconnect_timer_(strand_),
-          socket_(strand_),
-          resolver_(strand_),
-          backoff_(options_.reconnect_delay_min),
-          read_buffer_(new char[read_buffer_size]),
+          link_(*this, strand_, options_,
+                {session_errc::store_closed, session_errc::backend_unavailable, session_errc::timeout,
+                 session_errc::bad_reply}),
           idle_timeout_text_(ms(options_.idle_timeout)) {
-        out_.reserve(64 * 1024);
-        writing_.reserve(64 * 1024);
         for (std::size_t i = 0; i < all_scripts.size(); ++i) script_shas_[i] = script_sha1(all_scripts[i]);
     }
 
     // Only reached without close() when the io_context died first: the
     // pending completions are destroyed without being called.
-    ~redis_session_core() {
-        if (reader_ != nullptr) redisReaderFree(reader_);
-    }
+    ~redis_session_core() = default;
 
     redis_session_core(const redis_session_core&) = delete;
     redis_session_core& operator=(const redis_session_core&) = delete;
 
     const strand_type& strand() const noexcept { return strand_; }
-    bool connected() const noexcept { return connected_.load(std::memory_order_relaxed); }
+    bool connected() const noexcept { return link_.connected(); }
 
-    void start() { connect(); }
+    void start() { link_.start(); }
 
-    void close() {
-        if (closed_) return;
-        closed_ = true;
-        timeout_timer_.cancel();
-        reconnect_timer_.cancel();
-        drop_connection(session_errc::store_closed);
-    }
+    void close() { link_.close(); }
 
     // --- operations (on the strand) ------------------------------------------
 
@@ -277,12 +176,12 @@ public:
     void load(std::string_view id, completion<session_record> done) {
         if (!session::is_session_id(id)) return done(session_errc::invalid_session_id, {});
         const auto key_room = resp_writer::arg_room(options_.key_prefix.size() + 2 + stored_id_size);
-        auto out = begin_command(resp_writer::header_room + resp_writer::arg_room(4) + 2 * key_room);
+        auto out = link_.begin_command(resp_writer::header_room + resp_writer::arg_room(4) + 2 * key_room);
         out.array(3);
         out.arg("MGET");
-        out.session_key(options_.key_prefix, "s:", id);
-        out.session_key(options_.key_prefix, "a:", id);
-        end_command(out);
+        write_session_key(out, options_.key_prefix, "s:", id);
+        write_session_key(out, options_.key_prefix, "a:", id);
+        link_.end_command(out);
         pending_command cmd;
         cmd.route = reply_route::load;
         std::memcpy(cmd.id.data(), id.data(), cmd.id.size());
@@ -292,17 +191,17 @@ public:
 
     void touch(std::string_view id, done_completion done) {
         if (!session::is_session_id(id)) return done(session_errc::invalid_session_id);
-        auto out = begin_command(resp_writer::header_room + 6 * resp_writer::arg_room(20) +
-                                 resp_writer::arg_room(options_.key_prefix.size() + 2 + stored_id_size));
+        auto out = link_.begin_command(resp_writer::header_room + 6 * resp_writer::arg_room(20) +
+                                       resp_writer::arg_room(options_.key_prefix.size() + 2 + stored_id_size));
         out.array(7);
         out.arg("SET");
-        out.session_key(options_.key_prefix, "a:", id);
+        write_session_key(out, options_.key_prefix, "a:", id);
         out.number(session::now_ms().time_since_epoch().count());
         out.arg("XX");
         out.arg("PX");
         out.arg(idle_timeout_text_);
         out.arg("GET");
-        end_command(out);
+        link_.end_command(out);
         pending_command cmd;
         cmd.route = reply_route::touch;
         std::memcpy(cmd.id.data(), id.data(), cmd.id.size());
@@ -558,7 +457,6 @@ private:
     enum class reply_route : unsigned char { generic, load, touch };
 
     struct pending_command {
-        std::chrono::steady_clock::time_point deadline{};
         reply_route route = reply_route::generic;
         std::array<char, session_id_size> id{};  // load, touch
         completion<session_record> loaded;       // load
@@ -697,41 +595,27 @@ private:
         const auto index = static_cast<std::size_t>(script);
         const std::string_view name =
             by_sha ? std::string_view(script_shas_[index]) : std::string_view(all_scripts[index]);
-        auto out = begin_command(resp_writer::header_room + resp_writer::arg_room(7) + resp_writer::arg_room(name.size()) +
-                                 arguments.size());
+        auto out = link_.begin_command(resp_writer::header_room + resp_writer::arg_room(7) +
+                                       resp_writer::arg_room(name.size()) + arguments.size());
         out.array(count);
         out.arg(by_sha ? "EVALSHA" : "EVAL");
         out.arg(name);
         out.raw(arguments);
-        end_command(out);
+        link_.end_command(out);
         if (!by_sha) return send_generic(std::move(handler));
         send_generic([self = shared_from_this(), script, count, arguments = std::move(arguments),
                       handler = std::move(handler)](std::error_code ec, redisReply* reply) mutable {
-            if (!ec && reply->type == REDIS_REPLY_ERROR && text_of(reply).substr(0, 8) == "NOSCRIPT")
+            if (!ec && is_noscript(reply))
                 return self->send_script(script, count, std::move(arguments), false, std::move(handler));
             handler(ec, reply);
         });
     }
 
     void command(std::initializer_list<std::string_view> args, reply_handler handler) {
-        std::size_t room = resp_writer::header_room;
-        for (const auto& a : args) room += resp_writer::arg_room(a.size());
-        auto out = begin_command(room);
-        out.array(args.size());
-        for (const auto& a : args) out.arg(a);
-        end_command(out);
-        send_generic(std::move(handler));
+        pending_command cmd;
+        cmd.generic = std::move(handler);
+        link_.send_args(args, std::move(cmd), options_.command_timeout);
     }
-
-    /// Reserves `room` bytes at the end of out_ (the commands not yet
-    /// written) for a command to be formatted; end_command trims the rest.
-    resp_writer begin_command(std::size_t room) {
-        command_start_ = out_.size();
-        out_.resize(command_start_ + room);
-        return resp_writer(out_.data() + command_start_);
-    }
-
-    void end_command(const resp_writer& out) { out_.resize(static_cast<std::size_t>(out.position() - out_.data())); }
 
     void send_generic(reply_handler handler) {
         pending_command cmd;
@@ -740,85 +624,11 @@ private:
     }
 
     /// Queues the command just formatted; `cmd` receives its reply.
-    void send(pending_command cmd) {
-        if (closed_ || link_ == link_state::down) {
-            out_.resize(command_start_);
-            return deliver(cmd, closed_ ? session_errc::store_closed : session_errc::backend_unavailable, nullptr);
-        }
-        cmd.deadline = std::chrono::steady_clock::now() + options_.command_timeout;
-        pending_.push_back(std::move(cmd));
-        arm_timeout();
-        schedule_flush();
-    }
-
-    /// Commands issued in the same turn of the event loop leave in one write:
-    /// the flush runs after the current handler.
-    void schedule_flush() {
-        if (flush_scheduled_ || write_in_flight_ || link_ != link_state::up) return;
-        flush_scheduled_ = true;
-        asio::post(strand_, [self = shared_from_this()] {
-            self->flush_scheduled_ = false;
-            self->flush();
-        });
-    }
-
-    void flush() {
-        if (write_in_flight_ || link_ != link_state::up || out_.empty()) return;
-        writing_.swap(out_);  // both keep their capacity: no allocation once warm
-        out_.clear();
-        command_start_ = 0;
-        write_in_flight_ = true;
-        asio::async_write(socket_, asio::buffer(writing_),
-                          [self = shared_from_this(), generation = generation_](const std::error_code& ec, std::size_t) {
-                              self->write_in_flight_ = false;
-                              self->writing_.clear();
-                              if (generation != self->generation_) return self->flush();  // written to an old link
-                              if (ec) return self->lose_connection();
-                              self->flush();
-                          });
-    }
-
-    void start_read() {
-        socket_.async_read_some(asio::buffer(read_buffer_.get(), read_buffer_size),
-                                [self = shared_from_this(), generation = generation_](const std::error_code& ec,
-                                                                                      std::size_t size) {
-                                    if (generation != self->generation_) return;
-                                    if (ec) return self->lose_connection();
-                                    self->on_read(generation, size);
-                                });
-    }
-
-    /// hiredis's reader moves the unparsed rest of its buffer to the front
-    /// after every 1 KiB parsed: fed a large read at once, it would copy
-    /// tens of KiB per reply. Small slices keep that rest small.
-    static constexpr std::size_t reader_slice = 1024;
-    static constexpr std::size_t read_buffer_size = 64 * 1024;
-
-    void on_read(std::uint64_t generation, std::size_t size) {
-        const char* data = read_buffer_.get();
-        while (size > 0) {
-            const auto slice = std::min(size, reader_slice);
-            if (redisReaderFeed(reader_, data, slice) != REDIS_OK) return lose_connection();
-            data += slice;
-            size -= slice;
-            for (;;) {
-                void* parsed = nullptr;
-                if (redisReaderGetReply(reader_, &parsed) != REDIS_OK) return reply_not_resp();
-                if (parsed == nullptr) break;
-                if (pending_.empty()) return lose_connection();  // a reply nobody asked for
-                // Redis answers in order: the reply is the oldest command's.
-                auto cmd = pending_.pop_front();
-                deliver(cmd, {}, static_cast<redisReply*>(parsed));
-                replies_.reset();  // the reply, built in the arena, is done with
-                if (generation != generation_) return;  // the completion closed the store
-            }
-        }
-        start_read();
-    }
+    void send(pending_command cmd) { link_.send(std::move(cmd), options_.command_timeout); }
 
     /// Calls the completion of `cmd` with a reply, or with `ec` (then reply
-    /// is null). `cmd` is owned by the caller, no longer in pending_.
-    void deliver(pending_command& cmd, std::error_code ec, redisReply* reply) {
+    /// is null). For link_, which has taken `cmd` off its queue.
+    void on_reply(pending_command& cmd, std::error_code ec, redisReply* reply) {
         switch (cmd.route) {
         case reply_route::load: return on_load_reply(cmd.id, std::move(cmd.loaded), ec, reply);
         case reply_route::touch: return on_touch_reply(cmd.id, std::move(cmd.touched), ec, reply);
@@ -860,154 +670,21 @@ private:
         });
     }
 
-    /// Completes every pending command with `why`, each in its own handler
-    /// (never inside the caller, which may be inside another completion).
-    void fail_all(session_errc why) {
-        while (!pending_.empty()) {
-            asio::post(strand_, [self = shared_from_this(), cmd = pending_.pop_front(), why]() mutable {
-                self->deliver(cmd, why, nullptr);
-            });
-        }
-    }
+    // The link's other events: the store has nothing to do on them (a
+    // lost connection fails the pending operations; later ones fail at
+    // once until the link is back), and no reply comes unasked.
+    void on_link_up() {}
+    void on_link_down(bool) {}
+    bool on_push(redisReply*) { return false; }
 
-    void arm_timeout() {
-        if (timeout_armed_ || pending_.empty() || closed_) return;
-        timeout_armed_ = true;
-        timeout_timer_.expires_at(pending_.front().deadline);
-        timeout_timer_.async_wait([self = shared_from_this()](const std::error_code& ec) {
-            self->timeout_armed_ = false;
-            if (ec || self->closed_) return;
-            self->check_timeouts();
-        });
-    }
+    friend class redis_link<redis_session_core, pending_command>;
 
-    void check_timeouts() {
-        if (pending_.empty()) return;
-        const auto deadline = pending_.front().deadline;
-        if (deadline > std::chrono::steady_clock::now()) return arm_timeout_at(deadline);
-        // Redis answers in order: a command without an answer means a stuck link.
-        drop_connection(session_errc::timeout);
-        schedule_reconnect();
-    }
-
-    void arm_timeout_at(std::chrono::steady_clock::time_point deadline) {
-        timeout_armed_ = true;
-        timeout_timer_.expires_at(deadline);
-        timeout_timer_.async_wait([self = shared_from_this()](const std::error_code& ec) {
-            self->timeout_armed_ = false;
-            if (ec || self->closed_) return;
-            self->check_timeouts();
-        });
-    }
-
-    /// Fails every pending command with `why` and closes the link. Handlers of
-    /// the old link see a changed generation and do nothing.
-    void drop_connection(session_errc why) {
-        fail_all(why);
-        ++generation_;
-        link_ = link_state::down;
-        connected_.store(false, std::memory_order_relaxed);
-        std::error_code ignored;
-        socket_.close(ignored);
-        resolver_.cancel();
-        out_.clear();
-        command_start_ = 0;
-        if (reader_ != nullptr) redisReaderFree(std::exchange(reader_, nullptr));
-    }
-
-    /// What arrived is not RESP: the oldest command's reply is bad, and the
-    /// link, out of step, is dropped (the others fail as unavailable).
-    void reply_not_resp() {
-        if (!pending_.empty())
-            asio::post(strand_, [self = shared_from_this(), cmd = pending_.pop_front()]() mutable {
-                self->deliver(cmd, session_errc::bad_reply, nullptr);
-            });
-        lose_connection();
-    }
-
-    void lose_connection() {
-        if (link_ == link_state::down) return;
-        drop_connection(session_errc::backend_unavailable);
-        schedule_reconnect();
-    }
-
-    void connect() {
-        if (closed_ || link_ != link_state::down) return;
-        replies_.reset();
-        reader_ = replies_.create_reader();
-        if (reader_ == nullptr) return schedule_reconnect();
-        link_ = link_state::connecting;
-        socket_ = asio::ip::tcp::socket(strand_);
-        const auto generation = generation_;
-        // Commands may be queued while connecting; these lead.
-        if (!options_.password.empty()) command({"AUTH", options_.password}, [](std::error_code, redisReply*) {});
-        if (options_.database != 0)
-            command({"SELECT", std::to_string(options_.database)}, [](std::error_code, redisReply*) {});
-        auto connected = [self = shared_from_this(), generation](const std::error_code& ec, const auto&) {
-            if (generation != self->generation_) return;
-            if (ec) return self->lose_connection();
-            self->on_connected();
-        };
-        std::error_code not_an_address;
-        const auto address = asio::ip::make_address(options_.host, not_an_address);
-        if (!not_an_address) {
-            const std::array<asio::ip::tcp::endpoint, 1> endpoints{
-                asio::ip::tcp::endpoint(address, static_cast<unsigned short>(options_.port))};
-            return asio::async_connect(socket_, endpoints, std::move(connected));
-        }
-        resolver_.async_resolve(options_.host, std::to_string(options_.port),
-                                [self = shared_from_this(), generation, connected = std::move(connected)](
-                                    const std::error_code& ec, asio::ip::tcp::resolver::results_type results) mutable {
-                                    if (generation != self->generation_) return;
-                                    if (ec) return self->lose_connection();
-                                    asio::async_connect(self->socket_, results, std::move(connected));
-                                });
-    }
-
-    void on_connected() {
-        std::error_code ignored;
-        socket_.set_option(asio::ip::tcp::no_delay(true), ignored);  // commands are batched already
-        link_ = link_state::up;
-        connected_.store(true, std::memory_order_relaxed);
-        backoff_ = options_.reconnect_delay_min;
-        start_read();
-        flush();
-    }
-
-    void schedule_reconnect() {
-        if (closed_) return;
-        reconnect_timer_.expires_after(backoff_);
-        backoff_ = std::min(backoff_ * 2, options_.reconnect_delay_max);
-        reconnect_timer_.async_wait([self = shared_from_this()](const std::error_code& ec) {
-            if (!ec) self->connect();
-        });
-    }
-
-    enum class link_state : unsigned char { down, connecting, up };
 
     strand_type strand_;
     redis_session_store_options options_;
-    asio::steady_timer timeout_timer_;
-    asio::steady_timer reconnect_timer_;
-    asio::ip::tcp::socket socket_;
-    asio::ip::tcp::resolver resolver_;
-    std::chrono::milliseconds backoff_;
-    link_state link_ = link_state::down;
-    std::uint64_t generation_ = 0;  // of the link; handlers of an older one do nothing
-    reply_arena replies_;           // where reader_ builds replies
-    redisReader* reader_ = nullptr;
-    std::unique_ptr<char[]> read_buffer_;
-    command_ring<pending_command> pending_;  // sent or queued, oldest first
-    std::string out_;                       // commands formatted, not yet written
-    std::string writing_;                   // commands being written
-    std::size_t command_start_ = 0;         // in out_, of the command being formatted
-    bool write_in_flight_ = false;
-    bool flush_scheduled_ = false;
+    redis_link<redis_session_core, pending_command> link_;
     std::string idle_timeout_text_;  // touch's PX argument, formatted once
     std::array<std::string, all_scripts.size()> script_shas_;  // of all_scripts, in order
-    bool timeout_armed_ = false;
-    bool closed_ = false;
-    std::atomic<bool> connected_{false};
 };
 
 /// A session id argument kept inline (the hot operations allocate no string
