@@ -6,6 +6,7 @@
 #include <gatehouse/testing/session_store_conformance.hpp>
 
 #include <asio/ip/tcp.hpp>
+#include <asio/write.hpp>
 
 #include <doctest/doctest.h>
 

@@ -2,6 +2,8 @@
 // key schema, and every kind of bad reply.
 #include "redis_fixture.hpp"
 
+#include <gatehouse/adapters/redis/detail/record_codec.hpp>     // the codec's own cases
+#include <gatehouse/adapters/redis/detail/session_scripts.hpp>  // the scripts' SHA-1s
 #include <gatehouse/testing/session_store_conformance.hpp>
 
 #include <asio/ip/tcp.hpp>

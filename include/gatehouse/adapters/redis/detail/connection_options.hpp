@@ -9,9 +9,8 @@
 namespace gatehouse::adapters::redis::detail {
 
 struct connection_options {
-    /// The session store accepts a host name too (resolved asynchronously on
-    /// every (re)connect); the event bus wants an IP address (hiredis
-    /// resolves names with a blocking getaddrinfo on the executor's thread).
+    /// An IP address or a host name (resolved asynchronously on every
+    /// (re)connect, by the adapters' shared link: detail/redis_link.hpp).
     std::string host = "127.0.0.1";
     int port = 6379;
     /// Sent with AUTH after every connect when not empty. Never logged.

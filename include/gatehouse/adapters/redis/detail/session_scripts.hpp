@@ -257,6 +257,23 @@ inline constexpr std::array<const char*, 10> all_scripts = {
     create_script,        update_script, revoke_script, revoke_account_script, list_account_script,
     issue_token_script,   consume_token_script, park_script, append_script, take_script};
 
+/// A script by its place in all_scripts. The store names scripts by index,
+/// never by the address of their text: a string literal's address may differ
+/// between translation units (the store compiled once, separately, and a
+/// program's own use of these headers).
+enum class script_id : std::size_t {
+    create,
+    update,
+    revoke,
+    revoke_account,
+    list_account,
+    issue_token,
+    consume_token,
+    park,
+    append,
+    take,
+};
+
 
 #undef GATEHOUSE_REDIS_LUA_STATE
 #undef GATEHOUSE_REDIS_LUA_REVOKE
