@@ -103,9 +103,22 @@ public:
     enum class read_status { data, closed, timeout };
 
     /// Connects to 127.0.0.1:port; with `tls`, also runs the TLS handshake.
-    explicit client_socket(std::uint16_t port, asio::ssl::context* tls = nullptr) : socket_(io_) {
+    /// A nonzero `receive_buffer` sets SO_RCVBUF before the connection is
+    /// made: the window offered in the SYN is small from the start. (Shrunk
+    /// after connecting, the window the peer was already offered cannot be
+    /// taken back: the kernel drops what overflows and the sender retries
+    /// with backoff, for seconds, a stall of the test's own making.)
+    explicit client_socket(std::uint16_t port, asio::ssl::context* tls = nullptr, int receive_buffer = 0)
+        : socket_(io_) {
         std::error_code ec;
-        socket_.connect(asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), port), ec);
+        const asio::ip::tcp::endpoint server(asio::ip::make_address("127.0.0.1"), port);
+        if (receive_buffer > 0) {
+            socket_.open(server.protocol(), ec);
+            REQUIRE_MESSAGE(!ec, "socket: " << ec.message());
+            socket_.set_option(asio::socket_base::receive_buffer_size(receive_buffer), ec);
+            REQUIRE_MESSAGE(!ec, "SO_RCVBUF: " << ec.message());
+        }
+        socket_.connect(server, ec);
         REQUIRE_MESSAGE(!ec, "connect: " << ec.message());
         socket_.set_option(asio::ip::tcp::no_delay(true), ec);
         if (tls) {
@@ -156,7 +169,7 @@ public:
         else
             socket_.async_read_some(asio::buffer(chunk), handler);
         run_for(done, timeout);
-        if (!done) return read_status::timeout;
+        if (!done || ec == asio::error::operation_aborted) return read_status::timeout;
         buffer.append(chunk, n);
         if (n > 0) return read_status::data;
         closed_ = true;
@@ -202,7 +215,8 @@ private:
             socket_.cancel(ignored);
             io_.restart();
             io_.run();
-            done = false;
+            // The handler has run: with operation_aborted, or with what it
+            // read (or wrote) just before the cancel, which must not be lost.
         }
     }
 
@@ -290,7 +304,8 @@ inline int http_status(std::string_view head) { return lg::upgrade_status(head);
 /// The RFC 6455 client side of one connection.
 class ws_client {
 public:
-    explicit ws_client(std::uint16_t port, asio::ssl::context* tls = nullptr) : socket(port, tls) {}
+    explicit ws_client(std::uint16_t port, asio::ssl::context* tls = nullptr, int receive_buffer = 0)
+        : socket(port, tls, receive_buffer) {}
 
     /// Sends the upgrade and reads the answer's head; returns its status.
     int upgrade(std::string_view authorization, std::string_view extra = {}) {

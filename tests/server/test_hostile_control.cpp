@@ -103,11 +103,10 @@ std::size_t flood_bytes() {
 void control_flood(const std::string& what, const std::string& frame, std::size_t total, std::size_t io_threads) {
     INFO(what);
     live_gateway g(flood_options(io_threads));
-    ws_client c(g.port);
+    // A small receive window (set before connecting): the server's writes
+    // stall sooner.
+    ws_client c(g.port, nullptr, 16 * 1024);
     c.connect(token("flooder", session_b));
-    // A small receive window: the server's writes stall sooner.
-    std::error_code ec;
-    c.socket.raw().set_option(asio::socket_base::receive_buffer_size(16 * 1024), ec);
 
     const auto before = rss_kib();
     const auto r = flood(c, frame, total, ms(30000));
