@@ -24,6 +24,7 @@
 #include <array>
 #include <functional>
 #include <future>
+#include <mutex>
 #include <set>
 
 using namespace gatehouse::test;
@@ -532,6 +533,190 @@ TEST_CASE("cluster over Redis: a node dies with a parked session; the client res
     const auto orphan = expect_events(*liam, "test.orphan", 1);
     REQUIRE(orphan.size() == 1);
     CHECK(orphan[0]["i"] == 0);
+    CHECK(c.gw->stats().event_store_failures == 0);
+}
+
+namespace {
+/// A node's bus whose session declarations can be held back: while held,
+/// the directory does not name the node for the sessions it attaches.
+class held_declarations_bus final : public cl::event_bus {
+public:
+    explicit held_declarations_bus(std::shared_ptr<cl::event_bus> inner) : inner_(std::move(inner)) {}
+    std::string_view node_id() const noexcept override { return inner_->node_id(); }
+    void subscribe(message_handler handler, done_completion done) override {
+        inner_->subscribe(std::move(handler), std::move(done));
+    }
+    void publish(cl::message_kind kind, std::string_view target, std::string_view payload,
+                 publish_completion done) override {
+        inner_->publish(kind, target, payload, std::move(done));
+    }
+    void declare_interest(cl::interest_kind kind, std::string_view name, done_completion done) override {
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            if (holding_ && kind == cl::interest_kind::session) {
+                held_.emplace_back(std::string(name), std::move(done));
+                return;
+            }
+        }
+        inner_->declare_interest(kind, name, std::move(done));
+    }
+    void withdraw_interest(cl::interest_kind kind, std::string_view name, done_completion done) override {
+        inner_->withdraw_interest(kind, name, std::move(done));
+    }
+    void node_alive(std::string_view node, alive_completion done) override { inner_->node_alive(node, std::move(done)); }
+    cl::event_bus_stats stats() const override { return inner_->stats(); }
+    void close() override { inner_->close(); }
+
+    void hold() {
+        std::lock_guard<std::mutex> lock(mutex_);
+        holding_ = true;
+    }
+    std::size_t held() {
+        std::lock_guard<std::mutex> lock(mutex_);
+        return held_.size();
+    }
+    void release() {
+        std::vector<std::pair<std::string, done_completion>> held;
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            holding_ = false;
+            held.swap(held_);
+        }
+        for (auto& h : held) inner_->declare_interest(cl::interest_kind::session, h.first, std::move(h.second));
+    }
+
+private:
+    const std::shared_ptr<cl::event_bus> inner_;
+    std::mutex mutex_;
+    bool holding_ = false;
+    std::vector<std::pair<std::string, done_completion>> held_;
+};
+
+/// An event queue store whose takes can be held back: while held, a node
+/// that attaches a session has not taken its queue (nor become its holder).
+class held_takes_store final : public session::event_queue_store {
+public:
+    explicit held_takes_store(std::shared_ptr<session::event_queue_store> inner) : inner_(std::move(inner)) {}
+    void park(std::string_view session_id, std::string_view node, std::vector<std::string> events,
+              const session::event_queue_limits& limits, completion<session::queue_status> done) override {
+        inner_->park(session_id, node, std::move(events), limits, std::move(done));
+    }
+    void append(std::string_view session_id, std::string_view event, const session::event_queue_limits& limits,
+                completion<session::queue_status> done) override {
+        inner_->append(session_id, event, limits, std::move(done));
+    }
+    void take(std::string_view session_id, std::string_view node, const session::event_queue_limits& limits,
+              completion<session::taken_events> done) override {
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            if (holding_) {
+                held_.push_back({std::string(session_id), std::string(node), limits, std::move(done)});
+                return;
+            }
+        }
+        inner_->take(session_id, node, limits, std::move(done));
+    }
+    void discard(std::string_view session_id, done_completion done) override {
+        inner_->discard(session_id, std::move(done));
+    }
+
+    void hold() {
+        std::lock_guard<std::mutex> lock(mutex_);
+        holding_ = true;
+    }
+    std::size_t held() {
+        std::lock_guard<std::mutex> lock(mutex_);
+        return held_.size();
+    }
+    void release() {
+        std::vector<held_take> held;
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            holding_ = false;
+            held.swap(held_);
+        }
+        for (auto& h : held) inner_->take(h.session_id, h.node, h.limits, std::move(h.done));
+    }
+
+private:
+    struct held_take {
+        std::string session_id, node;
+        session::event_queue_limits limits;
+        completion<session::taken_events> done;
+    };
+    const std::shared_ptr<session::event_queue_store> inner_;
+    std::mutex mutex_;
+    bool holding_ = false;
+    std::vector<held_take> held_;
+};
+}  // namespace
+
+// The race the cluster demo lost a whisper to (1 run in 6): a session whose
+// node died is pushed to while its client is attaching on another node. The
+// session store already names the new node, which has neither declared the
+// session on the bus nor taken its queue: the bus reaches nobody, the store
+// has no queue, and the pusher used to drop the event. It now tries again
+// until the new node takes the queue (the store then refuses the append
+// and names the holder) and declares the session (the bus then reaches it).
+TEST_CASE("cluster over Redis: an event pushed while its session attaches on another node is delivered there") {
+    gatehouse::test::redis_server server;
+    io_runner runner;    // the store, and the buses of B and C
+    io_runner a_runner;  // A's bus: halted to kill A
+    rd::redis_session_store_options so;
+    so.port = server.port();
+    auto store = std::make_shared<rd::redis_session_store>(runner.executor(), so);
+    const auto bus = [&](io_runner& on, const std::string& id) {
+        rd::redis_event_bus_options o;
+        o.node_id = id;
+        o.port = server.port();
+        o.heartbeat_interval = ms(100);
+        o.heartbeat_ttl = ms(400);
+        return std::make_shared<rd::redis_event_bus>(on.executor(), o);
+    };
+    auto b_bus = std::make_shared<held_declarations_bus>(bus(runner, "node-b"));
+    auto b_queues = std::make_shared<held_takes_store>(store);
+    node a(parking_options(store), bus(a_runner, "node-a"), store);
+    node b(parking_options(b_queues), b_bus, store);
+    node c(parking_options(store), bus(runner, "node-c"), store);
+
+    // Live on A when A dies: never parked, A's directory entry stays.
+    auto first = connect(a, "mona", session_2);
+    wait_routable(c, *first, session_2);
+    a_runner.halt();
+    const auto alive = [&] {
+        std::promise<bool> answer;
+        c.bus->node_alive("node-a", [&](std::error_code ec, bool is_alive) { answer.set_value(!ec && is_alive); });
+        return answer.get_future().get();
+    };
+    REQUIRE(eventually([&] { return !alive(); }, ms(5000)));
+    // `first` stays open: A's gateway lingers with it and never parks it.
+
+    SUBCASE("neither declared nor taken yet; the take comes first") {
+        b_bus->hold();
+        b_queues->hold();
+        auto back = connect(b, "mona", session_2);
+        REQUIRE(eventually([&] { return b_bus->held() == 1 && b_queues->held() == 1; }));
+        REQUIRE_FALSE(c.gw->push_to_session(session_2, "test.moving", {{"i", 0}}));
+        std::this_thread::sleep_for(ms(60));  // a few rounds find nobody
+        b_queues->release();
+        std::this_thread::sleep_for(ms(60));  // refused by the store, still nobody on the bus
+        b_bus->release();
+        const auto got = expect_events(*back, "test.moving", 1, ms(300));
+        REQUIRE(got.size() == 1);
+        CHECK(got[0]["i"] == 0);
+    }
+    SUBCASE("declared, not taken yet: the bus reaches it, and it waits behind the take") {
+        b_queues->hold();
+        auto back = connect(b, "mona", session_2);
+        REQUIRE(eventually([&] { return b_queues->held() == 1; }));
+        REQUIRE_FALSE(c.gw->push_to_session(session_2, "test.moving", {{"i", 1}}));
+        std::this_thread::sleep_for(ms(60));
+        b_queues->release();
+        const auto got = expect_events(*back, "test.moving", 1, ms(300));
+        REQUIRE(got.size() == 1);
+        CHECK(got[0]["i"] == 1);
+    }
+    CHECK(c.gw->stats().queued_events_dropped == 0);
     CHECK(c.gw->stats().event_store_failures == 0);
 }
 

@@ -252,6 +252,12 @@ public:
     // session in the order they were pushed, also across a reconnection.
     // An event already handed to the socket when the connection dropped is
     // not replayed: the protocol has no acknowledgement for events.
+    // With an event bus and an event_queue_store, push_to_session also
+    // reaches a session whose node died (its queue in the store waits for
+    // it), and one caught moving: attached on another node that has not yet
+    // declared it on the bus nor taken its queue; the push is tried again
+    // there for about 2.5 s (stats().queued_events_dropped counts one that
+    // still finds nobody).
 
     // --- server-to-client requests (§12.3) ------------------------------------
     /// Sends the session's client a request (31-byte header, no Event flag,

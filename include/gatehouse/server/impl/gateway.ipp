@@ -528,6 +528,16 @@ public:
     /// one that scheduled a wake-up (post_after keeps working after its
     /// connection closed). timers_mutex; reset by ~gateway.
     std::shared_ptr<transport_connection> timer_driver;
+    /// Runs a function after a delay on an I/O thread, for timed work not
+    /// tied to a connection (retry_delivery); installed by the built-in
+    /// transport for its lifetime (empty otherwise). Called with
+    /// timers_mutex held: it only arms a timer.
+    using deferral = std::function<void(std::uint32_t delay_ms, std::function<void()> fn)>;
+    deferral defer_after;
+    void set_deferral(deferral fn) {
+        std::lock_guard<std::mutex> lock(timers_mutex);
+        defer_after = std::move(fn);
+    }
 
     /// Guarded by registry_mutex.
     auth::revocation_subscription revocation_watch;
@@ -571,13 +581,30 @@ public:
     /// An event for a session no live node declared on the bus: into its
     /// queue in the store, which is opened when the session is live in the
     /// session store but was held by a node that died (or never parked).
-    void push_unrouted(const std::string& session_id, std::shared_ptr<const std::string> frame);
+    ///
+    /// `attempt` counts the rounds of one event's delivery (see
+    /// retry_delivery): every path that can come back here carries it.
+    void push_unrouted(const std::string& session_id, std::shared_ptr<const std::string> frame, unsigned attempt);
     /// Parks `session_id` with one event on behalf of `node` (a dead holder, or this node).
-    void park_for(const std::string& session_id, const std::string& node, std::shared_ptr<const std::string> frame);
+    void park_for(const std::string& session_id, const std::string& node, std::shared_ptr<const std::string> frame,
+                  unsigned attempt = 0);
     /// An event the store refused because `holder` has the session: over
     /// the bus to it, or back into the store when the holder is this node.
     void forward_to_holder(const std::string& session_id, const std::string& holder,
-                           std::shared_ptr<const std::string> frame);
+                           std::shared_ptr<const std::string> frame, unsigned attempt = 0);
+    /// push_to_session for a session not live here, with a bus and an event
+    /// queue store: to the node the bus names, else push_unrouted.
+    void route_to_session(const std::string& session_id, std::shared_ptr<const std::string> frame, unsigned attempt);
+    /// A session that is moving: the session store names a live node (or
+    /// this one) that has not yet declared it on the bus or taken its queue
+    /// (an attach in progress), so neither the bus nor the queue takes the
+    /// event now. route_to_session runs again after 10 ms, 20 ms, ... (at
+    /// most max_delivery_retries rounds, about 2.5 s in all: an attach takes
+    /// a few store round trips); then the event is counted as dropped.
+    /// Timed by defer_after, else by timer_driver; with neither (another
+    /// transport, no connection yet) the rounds follow each other at once.
+    void retry_delivery(const std::string& session_id, std::shared_ptr<const std::string> frame, unsigned attempt);
+    static constexpr unsigned max_delivery_retries = 8;
     /// The answer to the take of a connection that closed meanwhile: the
     /// taken events, in order, ahead of what was queued since.
     void taken_after_close(const std::string& session_id, std::vector<std::string> taken);
@@ -1371,11 +1398,51 @@ inline void gateway_core::store_take(const std::shared_ptr<connection_state>& co
         });
 }
 
-inline void gateway_core::push_unrouted(const std::string& session_id, std::shared_ptr<const std::string> frame) {
+inline void gateway_core::route_to_session(const std::string& session_id, std::shared_ptr<const std::string> frame,
+                                           unsigned attempt) {
+    // Attached here meanwhile (a retry): delivered, or queued behind its take.
+    if (attempt > 0 && push_local_session(session_id, frame)) return;
+    cluster_published.fetch_add(1, std::memory_order_relaxed);
+    std::weak_ptr<gateway_core> weak = weak_from_this();
+    const std::string_view bytes(*frame);
+    bus->publish(cluster::message_kind::to_session, session_id, bytes,
+                 [weak, session_id, frame, attempt](std::error_code ec, std::size_t nodes) mutable {
+                     auto core = weak.lock();
+                     if (!core) return;
+                     if (ec) core->cluster_publish_failed.fetch_add(1, std::memory_order_relaxed);
+                     if (!ec && nodes == 0) core->push_unrouted(session_id, std::move(frame), attempt);
+                 });
+}
+
+inline void gateway_core::retry_delivery(const std::string& session_id, std::shared_ptr<const std::string> frame,
+                                         unsigned attempt) {
+    if (attempt >= max_delivery_retries) {
+        queued_events_dropped.fetch_add(1, std::memory_order_relaxed);
+        return;
+    }
+    std::weak_ptr<gateway_core> weak = weak_from_this();
+    std::function<void()> again = [weak, session_id, frame = std::move(frame), attempt]() mutable {
+        if (auto core = weak.lock()) core->route_to_session(session_id, std::move(frame), attempt + 1);
+    };
+    const std::uint32_t delay = 10u << attempt;
+    std::shared_ptr<transport_connection> driver;
+    {
+        std::lock_guard<std::mutex> lock(timers_mutex);
+        if (defer_after) return defer_after(delay, std::move(again));
+        driver = timer_driver;
+    }
+    if (driver) return driver->post_after(delay, std::move(again));
+    // Another transport, and no connection ever armed a timer on this node:
+    // the store's and the bus's round trips pace the rounds instead.
+    again();
+}
+
+inline void gateway_core::push_unrouted(const std::string& session_id, std::shared_ptr<const std::string> frame,
+                                        unsigned attempt) {
     std::weak_ptr<gateway_core> weak = weak_from_this();
     const std::string_view bytes(*frame);
     queue_store->append(session_id, bytes, queue_limits,
-                        [weak, session_id, frame](std::error_code ec, session::queue_status status) mutable {
+                        [weak, session_id, frame, attempt](std::error_code ec, session::queue_status status) mutable {
         auto core = weak.lock();
         if (!core) return;
         if (!ec && status.queued) {
@@ -1387,8 +1454,11 @@ inline void gateway_core::push_unrouted(const std::string& session_id, std::shar
             // Held by a node the bus did not reach. Dead: its connection is
             // gone without a park, so park the session on its behalf. Alive:
             // its declaration may still be on its way: publish again.
-            core->bus->node_alive(status.holder, [weak, session_id, frame, holder = std::move(status.holder)](
-                                                     std::error_code alive_ec, bool alive) mutable {
+            // (The holder is named before it moves into the completion: the
+            // order in which a call's arguments are evaluated is unspecified.)
+            const std::string named = status.holder;
+            core->bus->node_alive(named, [weak, session_id, frame, attempt, holder = std::move(status.holder)](
+                                             std::error_code alive_ec, bool alive) mutable {
                 auto core = weak.lock();
                 if (!core) return;
                 if (alive_ec) {
@@ -1396,9 +1466,9 @@ inline void gateway_core::push_unrouted(const std::string& session_id, std::shar
                     return;
                 }
                 if (alive)
-                    core->forward_to_holder(session_id, holder, std::move(frame));
+                    core->forward_to_holder(session_id, holder, std::move(frame), attempt);
                 else
-                    core->park_for(session_id, holder, std::move(frame));
+                    core->park_for(session_id, holder, std::move(frame), attempt);
             });
             return;
         }
@@ -1408,36 +1478,47 @@ inline void gateway_core::push_unrouted(const std::string& session_id, std::shar
             return;
         }
         // No queue. Only a session whose node died with its connection (so
-        // never parked it) gets one: the session store names that node.
-        // Anything else (no such session, one that ended on a live node, or
-        // one whose node has not declared it yet) is not queued for.
-        core->store->load(session_id, [weak, session_id, frame](std::error_code load_ec,
-                                                                 session::session_record record) mutable {
+        // never parked it) gets one: the session store names that node. A
+        // session the store names a live node for (or this one) is being
+        // attached there: it has not declared it on the bus or taken its
+        // queue yet, and will shortly; the event tries again then. Anything
+        // else (no such session, one that ended) is not queued for.
+        core->store->load(session_id, [weak, session_id, frame, attempt](std::error_code load_ec,
+                                                                          session::session_record record) mutable {
             auto core = weak.lock();
-            if (!core || load_ec || record.node_id.empty() || record.node_id == core->queue_node) return;
-            core->bus->node_alive(record.node_id, [weak, session_id, frame, node = record.node_id](
+            if (!core) return;
+            if (load_ec && load_ec != session::session_errc::not_found)
+                core->event_store_failures.fetch_add(1, std::memory_order_relaxed);
+            if (load_ec || record.node_id.empty()) return;
+            if (record.node_id == core->queue_node) return core->retry_delivery(session_id, std::move(frame), attempt);
+            core->bus->node_alive(record.node_id, [weak, session_id, frame, attempt, node = record.node_id](
                                                       std::error_code alive_ec, bool alive) mutable {
                 auto core = weak.lock();
-                if (!core || alive_ec || alive) return;
-                core->park_for(session_id, node, std::move(frame));
+                if (!core) return;
+                if (alive_ec) {
+                    core->queued_events_dropped.fetch_add(1, std::memory_order_relaxed);
+                    return;
+                }
+                if (alive) return core->retry_delivery(session_id, std::move(frame), attempt);
+                core->park_for(session_id, node, std::move(frame), attempt);
             });
         });
     });
 }
 
 inline void gateway_core::park_for(const std::string& session_id, const std::string& node,
-                                   std::shared_ptr<const std::string> frame) {
+                                   std::shared_ptr<const std::string> frame, unsigned attempt) {
     std::weak_ptr<gateway_core> weak = weak_from_this();
     std::vector<std::string> events{*frame};
     queue_store->park(session_id, node, std::move(events), queue_limits,
-                      [weak, session_id, frame](std::error_code ec, session::queue_status status) {
+                      [weak, session_id, frame, attempt](std::error_code ec, session::queue_status status) {
                           auto core = weak.lock();
                           if (!core) return;
                           if (ec) {
                               core->event_store_failures.fetch_add(1, std::memory_order_relaxed);
                               core->queued_events_dropped.fetch_add(1, std::memory_order_relaxed);
                           } else if (!status.queued) {
-                              core->forward_to_holder(session_id, status.holder, frame);
+                              core->forward_to_holder(session_id, status.holder, frame, attempt);
                           } else {
                               core->events_stored.fetch_add(1, std::memory_order_relaxed);
                               core->queued_events_dropped.fetch_add(status.evicted, std::memory_order_relaxed);
@@ -1475,26 +1556,31 @@ inline void gateway_core::taken_after_close(const std::string& session_id, std::
 }
 
 inline void gateway_core::forward_to_holder(const std::string& session_id, const std::string& holder,
-                                            std::shared_ptr<const std::string> frame) {
+                                            std::shared_ptr<const std::string> frame, unsigned attempt) {
     // This node holds it in the store's view (a park of ours failed, or
     // has not run yet): a park by the holder is accepted.
-    if (holder == queue_node) return park_for(session_id, queue_node, std::move(frame));
-    // The holder issued its declaration of the session on the bus before
-    // its take, so the directory names it by now, unless the bus is slower
-    // than the store: then nobody receives it and it is counted as dropped.
+    if (holder == queue_node) return park_for(session_id, queue_node, std::move(frame), attempt);
     // Without a bus nobody else can hold it.
     if (!bus) {
         queued_events_dropped.fetch_add(1, std::memory_order_relaxed);
         return;
     }
+    // The holder declares the session on the bus before its take, but on
+    // another connection: the directory may not name it yet. Then nobody
+    // receives the event, and it tries again (retry_delivery).
     cluster_published.fetch_add(1, std::memory_order_relaxed);
     std::weak_ptr<gateway_core> weak = weak_from_this();
-    bus->publish(cluster::message_kind::to_session, session_id, *frame, [weak](std::error_code ec, std::size_t nodes) {
-        auto core = weak.lock();
-        if (!core) return;
-        if (ec) core->cluster_publish_failed.fetch_add(1, std::memory_order_relaxed);
-        if (ec || nodes == 0) core->queued_events_dropped.fetch_add(1, std::memory_order_relaxed);
-    });
+    bus->publish(cluster::message_kind::to_session, session_id, *frame,
+                 [weak, session_id, frame, attempt](std::error_code ec, std::size_t nodes) mutable {
+                     auto core = weak.lock();
+                     if (!core) return;
+                     if (ec) {
+                         core->cluster_publish_failed.fetch_add(1, std::memory_order_relaxed);
+                         core->queued_events_dropped.fetch_add(1, std::memory_order_relaxed);
+                     } else if (nodes == 0) {
+                         core->retry_delivery(session_id, std::move(frame), attempt);
+                     }
+                 });
 }
 
 inline void gateway_core::on_bus_message(const cluster::bus_message& m) {
@@ -3422,16 +3508,7 @@ GATEHOUSE_DECL std::error_code gateway::push_to_session(std::string_view session
     }
     // No live node holds it: it may be parked by a node that died. Its queue
     // in the store takes the event (refused, or not_found, when it is not).
-    core_->cluster_published.fetch_add(1, std::memory_order_relaxed);
-    std::weak_ptr<detail::gateway_core> weak = core_;
-    const std::string_view bytes(*frame);
-    core_->bus->publish(cluster::message_kind::to_session, sid, bytes,
-                        [weak, sid, frame = std::move(frame)](std::error_code ec, std::size_t nodes) mutable {
-                            auto core = weak.lock();
-                            if (!core) return;
-                            if (ec) core->cluster_publish_failed.fetch_add(1, std::memory_order_relaxed);
-                            if (!ec && nodes == 0) core->push_unrouted(sid, std::move(frame));
-                        });
+    core_->route_to_session(sid, std::move(frame), 0);
     return {};
 }
 

@@ -56,6 +56,7 @@
 #include <websocketpp/concurrency/none.hpp>
 #include <websocketpp/config/asio_no_tls.hpp>
 #include <websocketpp/server.hpp>
+#include <asio/steady_timer.hpp>
 
 #include <fcntl.h>
 #include <openssl/ssl.h>
@@ -329,9 +330,17 @@ public:
     static constexpr bool is_tls =
         std::is_same<typename Config::transport_config::socket_type, websocketpp::transport::asio::tls_socket::endpoint>::value;
 
-    explicit websocket_transport(std::shared_ptr<gateway_core> core) : core_(std::move(core)) {}
+    explicit websocket_transport(std::shared_ptr<gateway_core> core) : core_(std::move(core)) {
+        core_->set_deferral([this](std::uint32_t delay_ms, std::function<void()> fn) {
+            auto timer = std::make_shared<asio::steady_timer>(io_, std::chrono::milliseconds(delay_ms));
+            timer->async_wait([timer, fn = std::move(fn)](const std::error_code& ec) {
+                if (!ec) fn();
+            });
+        });
+    }
 
     ~websocket_transport() override {
+        core_->set_deferral(nullptr);
         // Connections still open hold the gateway's state and it holds them:
         // break the cycles (the I/O threads have stopped by now).
         std::lock_guard<std::mutex> lock(live_mutex_);
