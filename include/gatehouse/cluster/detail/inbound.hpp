@@ -7,11 +7,11 @@
 #include <gatehouse/cluster/duplicate_window.hpp>
 #include <gatehouse/cluster/envelope.hpp>
 #include <gatehouse/cluster/event_bus.hpp>
+#include <gatehouse/detail/random.hpp>
 
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
-#include <random>
 #include <set>
 #include <string>
 #include <string_view>
@@ -178,8 +178,9 @@ private:
 /// the same id does not collide with its previous incarnation's ids still in
 /// the receivers' duplicate windows.
 inline std::uint64_t random_message_id_start() {
-    std::random_device device;
-    return (static_cast<std::uint64_t>(device()) << 32) ^ device();
+    std::uint64_t start = 0;
+    gatehouse::detail::random_bytes(&start, sizeof start);
+    return start;
 }
 
 }  // namespace gatehouse::cluster::detail

@@ -6,23 +6,12 @@
 #include <gatehouse/protocol/message_id.hpp>
 #include <gatehouse/routing/event.hpp>
 
+#include <gatehouse/detail/random.hpp>
+
 #include <cstdio>
 #include <ctime>
-#include <random>
 
 namespace gatehouse::routing {
-
-namespace detail {
-// Event ids and message-id low bits are identifiers, not secrets: a
-// per-thread PRNG keeps them cheap and lock-free.
-inline std::mt19937_64& id_generator() {
-    thread_local std::mt19937_64 generator{[] {
-        std::random_device device;
-        return (static_cast<std::uint64_t>(device()) << 32) ^ device();
-    }()};
-    return generator;
-}
-}  // namespace detail
 
 GATEHOUSE_DECL std::string iso8601_utc(std::chrono::system_clock::time_point t) {
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
@@ -40,13 +29,11 @@ GATEHOUSE_DECL std::string iso8601_utc(std::chrono::system_clock::time_point t) 
     return text;
 }
 
+// Event ids and the low bits of server message ids come from the library's
+// random source, from its per-thread block (cheap, lock-free).
 GATEHOUSE_DECL protocol::guid random_guid() {
-    auto& generator = detail::id_generator();
     protocol::guid g;
-    for (std::size_t i = 0; i < 16; i += 8) {
-        std::uint64_t v = generator();
-        for (std::size_t j = 0; j < 8; ++j) g.bytes[i + j] = static_cast<std::uint8_t>(v >> (8 * j));
-    }
+    gatehouse::detail::random_bytes_fast(g.bytes.data(), g.bytes.size());
     g.bytes[6] = static_cast<std::uint8_t>((g.bytes[6] & 0x0f) | 0x40);
     g.bytes[8] = static_cast<std::uint8_t>((g.bytes[8] & 0x3f) | 0x80);
     return g;
@@ -55,7 +42,7 @@ GATEHOUSE_DECL protocol::guid random_guid() {
 GATEHOUSE_DECL std::uint64_t new_server_message_id() {
     const auto now = std::chrono::system_clock::now().time_since_epoch();
     const auto unix_ms = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(now).count());
-    return protocol::make_message_id(unix_ms, static_cast<std::uint16_t>(detail::id_generator()()));
+    return protocol::make_message_id(unix_ms, gatehouse::detail::random_value_fast<std::uint16_t>());
 }
 
 GATEHOUSE_DECL std::string event_frame(std::string_view json) {

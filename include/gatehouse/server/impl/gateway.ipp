@@ -5,6 +5,7 @@
 #pragma once
 
 #include <gatehouse/auth/authorization_header.hpp>
+#include <gatehouse/detail/random.hpp>
 #include <gatehouse/protocol/close_code.hpp>
 #include <gatehouse/protocol/header.hpp>
 #include <gatehouse/protocol/meta.hpp>
@@ -16,8 +17,6 @@
 #include <gatehouse/server/gateway.hpp>
 #include <gatehouse/session/session.hpp>
 
-#include <openssl/rand.h>
-
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -26,7 +25,6 @@
 #include <iterator>
 #include <memory>
 #include <optional>
-#include <random>
 #include <stdexcept>
 #include <string>
 #include <unordered_map>
@@ -288,14 +286,10 @@ private:
     bool finished_ = false;
 };
 
-/// Fills `out` from OpenSSL's CSPRNG. Peer GUIDs and server-to-client message
+/// Fills `out` from the library's random source (gatehouse/detail/random.hpp:
+/// OpenSSL's CSPRNG, failing closed). Peer GUIDs and server-to-client message
 /// ids must not be predictable from ids the client has seen.
-inline void secure_random(std::uint8_t* out, std::size_t size) {
-    if (RAND_bytes(out, static_cast<int>(size)) == 1) return;
-    // Only when the CSPRNG is unusable (it never is on a supported system).
-    static thread_local std::mt19937_64 fallback{std::random_device{}()};
-    for (std::size_t i = 0; i < size; ++i) out[i] = static_cast<std::uint8_t>(fallback());
-}
+inline void secure_random(std::uint8_t* out, std::size_t size) { gatehouse::detail::random_bytes_fast(out, size); }
 
 inline protocol::guid random_peer_guid() {
     protocol::guid g;

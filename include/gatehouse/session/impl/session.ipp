@@ -3,8 +3,9 @@
 
 #include <gatehouse/session/session.hpp>
 
+#include <gatehouse/detail/random.hpp>
+
 #include <openssl/evp.h>
-#include <openssl/rand.h>
 
 #include <array>
 #include <cstring>
@@ -13,11 +14,10 @@
 namespace gatehouse::session {
 
 namespace detail {
-inline void random_bytes(unsigned char* out, std::size_t n) {
-    // Without entropy no session id or token may be issued; this is not a
-    // recoverable runtime condition, so it is reported as an exception.
-    if (RAND_bytes(out, static_cast<int>(n)) != 1) throw std::runtime_error("gatehouse: RAND_bytes failed");
-}
+// Session ids and reconnection tokens are drawn straight from the library's
+// random source (gatehouse/detail/random.hpp); without it none is issued
+// (gatehouse::random_unavailable).
+using gatehouse::detail::random_bytes;
 
 inline bool is_base64_char(char c) noexcept {
     return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '/';
