@@ -1,0 +1,796 @@
+// The gateway's state: gateway_core (one per gateway: the session registry,
+// parking, the cluster link, timers, counters) and connection_state (one per
+// connection: attach, the dispatcher, sending), with the small types they
+// share. The member functions are defined next to their part, in
+// gatehouse/server/impl/: gateway_upgrade.ipp, gateway_registry.ipp,
+// gateway_parking.ipp, gateway_cluster.ipp, connection_attach.ipp,
+// connection_send.ipp, dispatcher.ipp, gateway_metrics.ipp.
+#pragma once
+
+#include <gatehouse/auth/authorization_header.hpp>
+#include <gatehouse/detail/random.hpp>
+#include <gatehouse/protocol/close_code.hpp>
+#include <gatehouse/protocol/header.hpp>
+#include <gatehouse/protocol/meta.hpp>
+#include <gatehouse/routing/event.hpp>
+#include <gatehouse/routing/meta.hpp>
+#include <gatehouse/server/deadline_queue.hpp>
+#include <gatehouse/server/detail/credentials.hpp>
+#include <gatehouse/server/detail/event_queue.hpp>
+#include <gatehouse/server/detail/rate_limits.hpp>
+#include <gatehouse/server/detail/session_events.hpp>
+#include <gatehouse/server/gateway.hpp>
+#include <gatehouse/session/session.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <deque>
+#include <iterator>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+namespace gatehouse::server::detail {
+
+class connection_state;
+
+/// The connection whose executor the current thread is running, while the
+/// gateway runs a handler; lets a responder completed inline skip the post.
+inline thread_local const connection_state* current_connection = nullptr;
+
+/// Where response frames are assembled before the transport copies them:
+/// one per thread rather than one per connection (whose capacity would stay
+/// with every connection that ever answered something).
+inline thread_local std::string reply_buffer;
+
+using steady = std::chrono::steady_clock;
+
+/// One account's sessions on this node (live or parked) and their shared
+/// message bucket (made when a second session goes live). A vector, not a
+/// set: most accounts have one session, and a one-element unordered_set
+/// costs ~250 bytes (bucket array and node) on every idle session.
+struct account_entry {
+    std::vector<std::string> sessions;
+    std::shared_ptr<account_bucket> bucket;
+};
+
+/// The result of a validator that did not answer during the upgrade.
+struct validation_slot {
+    std::mutex mutex;
+    bool done = false;
+    std::error_code error;
+    auth::identity who;
+    std::weak_ptr<connection_state> waiting;
+};
+
+class gateway_core;
+
+/// A session whose connection ended while its client may come back
+/// (§13.4): kept, with its groups and account, for reconnect_window.
+/// Guarded by the registry mutex.
+struct parked_session {
+    std::string session_id;
+    std::string account_id;
+    std::string token_id;     ///< for revocation by token id
+    std::string session_key;  ///< for revocation by session key
+    steady::time_point until{};
+    event_queue queue;
+    std::uint64_t dropped = 0;
+    /// The ended connection's transport object: its timers still run on the
+    /// I/O context (the core has no executor of its own).
+    std::shared_ptr<transport_connection> timers;
+    steady::time_point next_wake{};
+    /// With an event_queue_store: the connection closed while its take was
+    /// outstanding. Events wait in `queue` until the take answers, then go
+    /// to the store behind the taken ones (taken_after_close).
+    bool store_park_pending = false;
+};
+
+/// The host's side of one server-to-client request. Completed exactly once:
+/// the destructor reports not_running when nothing else did (the transport
+/// dropped the posted work, or the connection state died with it pending).
+class client_call final {
+public:
+    explicit client_call(client_call_handler done) noexcept : done_(std::move(done)) {}
+    client_call(const client_call&) = delete;
+    client_call& operator=(const client_call&) = delete;
+    ~client_call() { complete(server_errc::not_running, {}); }
+
+    /// False if it was completed before.
+    bool complete(std::error_code ec, client_reply reply) noexcept {
+        if (finished_) return false;
+        finished_ = true;
+        auto done = std::move(done_);
+        done_ = nullptr;
+        if (!done) return true;
+        try {
+            done(ec, std::move(reply));
+        } catch (...) {
+            threw = true;
+        }
+        return true;
+    }
+    bool threw = false;
+
+private:
+    client_call_handler done_;
+    bool finished_ = false;
+};
+
+/// Fills `out` from the library's random source (gatehouse/detail/random.hpp:
+/// OpenSSL's CSPRNG, failing closed). Peer GUIDs and server-to-client message
+/// ids must not be predictable from ids the client has seen.
+inline void secure_random(std::uint8_t* out, std::size_t size) { gatehouse::detail::random_bytes_fast(out, size); }
+
+inline protocol::guid random_peer_guid() {
+    protocol::guid g;
+    do {
+        secure_random(g.bytes.data(), g.bytes.size());
+        g.bytes[6] = static_cast<std::uint8_t>((g.bytes[6] & 0x0f) | 0x40);
+        g.bytes[8] = static_cast<std::uint8_t>((g.bytes[8] & 0x3f) | 0x80);
+    } while (g.is_nil() || g.is_broadcast());
+    return g;
+}
+
+/// Why gateway_core::kick closes sessions.
+enum class kick_kind : std::uint8_t {
+    revoked,   ///< 4002 "kicked" (revocation on any node)
+    replaced,  ///< 4002 "replaced by a newer session" (login policy replace_oldest)
+    moved,     ///< 4002 "replaced by a connection on another node" (session_taken)
+};
+
+/// How a connection of an attached session ended, for the observer.
+struct session_ending {
+    session_end_reason reason = session_end_reason::client_closed;
+    std::uint16_t close_code = 0;
+    bool moved = false;  ///< another node took the session: `moved`, not `closed`
+};
+
+/// Who a session is, for revocation matching (live or parked).
+struct session_keys {
+    const std::string& session_id;
+    const std::string& account_id;
+    const std::string& token_id;
+    const std::string& session_key;
+};
+
+/// One request handed to a handler: the gateway's side of its responder.
+class pending_call final : public routing::detail::call_completion,
+                           public std::enable_shared_from_this<pending_call> {
+public:
+    pending_call(std::weak_ptr<connection_state> owner, const connection_state* owner_address,
+                 const protocol::request_header& header, steady::time_point deadline) noexcept
+        : owner_(std::move(owner)), owner_address_(owner_address), header_(header), deadline_(deadline) {}
+
+    bool complete(protocol::response_code code, bool binary, protocol::bytes_view payload) noexcept override;
+
+    /// Makes an answered call, that nobody but its connection holds, ready
+    /// for another request (connection executor).
+    void reset(const protocol::request_header& header, steady::time_point deadline) noexcept {
+        header_ = header;
+        deadline_ = deadline;
+        delivered = false;
+        answered_.store(false, std::memory_order_relaxed);
+    }
+
+    /// Claims the answer for the gateway (timeout); false if already taken.
+    bool claim() noexcept { return !answered_.exchange(true, std::memory_order_acq_rel); }
+    bool answered() const noexcept { return answered_.load(std::memory_order_acquire); }
+
+    const protocol::request_header& header() const noexcept { return header_; }
+    steady::time_point deadline() const noexcept { return deadline_; }
+    /// Connection executor only.
+    bool delivered = false;
+
+private:
+    std::weak_ptr<connection_state> owner_;
+    /// Compared with current_connection only: an answer given inside the
+    /// handler call, on the owner's executor, needs no weak_ptr lock.
+    const connection_state* const owner_address_;
+    protocol::request_header header_;
+    steady::time_point deadline_;
+    std::atomic<bool> answered_{false};
+};
+
+class gateway_core final : public transport_events, public std::enable_shared_from_this<gateway_core> {
+public:
+    gateway_core(gateway_options opts, std::shared_ptr<auth::token_validator> v,
+                 std::shared_ptr<session::session_store> s)
+        : options(std::move(opts)), validator(std::move(v)), store(std::move(s)) {}
+
+    upgrade_decision on_upgrade(const upgrade_request& request) override;
+    void on_open(const std::shared_ptr<transport_connection>& connection) override;
+    void on_message(const std::shared_ptr<transport_connection>& connection, frame_kind kind,
+                    protocol::bytes_view bytes) override;
+    void on_close(const std::shared_ptr<transport_connection>& connection, std::uint16_t code) override;
+
+    void log(log_level level, std::string_view line) const {
+        if (options.log) options.log(level, line);
+    }
+    void count_upgrade(upgrade_result r) const noexcept {
+        if (metrics) metrics->on_upgrade(r);
+    }
+
+    gateway_stats snapshot() const;
+    /// GET metrics_path: false when there is no sink or it has no exposition.
+    bool render_metrics(std::string& out) const;
+    /// Whether `remote` may read metrics_path: loopback, or the allow-list when set.
+    bool metrics_allowed(std::string_view remote) const;
+
+    /// What an attached connection brings to register_session.
+    struct attach_facts {
+        bool created = false;       ///< the store created the record for it
+        std::string previous_node;  ///< the record's node_id before this attach ("" none)
+    };
+    /// Registers an attached session; returns the connection it replaces (if
+    /// any) through `replaced`; when the session was parked, sets `resumed`
+    /// and hands over the events queued for it. Sessions the login policy
+    /// replace_oldest closes for it are added to `displaced`. Reports opened
+    /// or resumed to the observer. False when the account is at its cap.
+    bool register_session(const std::shared_ptr<connection_state>& connection, const attach_facts& facts,
+                          std::shared_ptr<connection_state>& replaced, bool& resumed, event_queue& queued,
+                          std::vector<std::shared_ptr<connection_state>>& displaced);
+    /// The connection is gone: the session leaves the registry, or is parked
+    /// when `park` (with `held`, the events it could not send). Reports
+    /// parked, moved or closed (`ending`) to the observer.
+    void unregister(connection_state& connection, bool park, event_queue held, const session_ending& ending);
+
+    // --- lifecycle hooks (options.observer) ---
+    /// Null without an observer.
+    std::unique_ptr<session_event_dispatcher> observer_events;
+    /// Hands one event to the observer thread (nothing without an observer).
+    /// Called under the registry lock, where the transitions happen, so
+    /// that a session's events keep their order.
+    void emit(session_event_kind kind, const std::string& session_id, const std::string& account_id,
+              session_ending ending = {}, std::string remote = {}) const {
+        if (!observer_events) return;
+        queued_session_event e;
+        e.kind = kind;
+        e.session_id = session_id;
+        e.account_id = account_id;
+        e.reason = ending.reason;
+        e.close_code = ending.close_code;
+        e.remote_address = std::move(remote);
+        observer_events->post(std::move(e));
+    }
+    void emit(queued_session_event e) const {
+        if (observer_events) observer_events->post(std::move(e));
+    }
+    /// The session's lifetime ended on this node: the store's record stops
+    /// naming it (so another node attaching it later opens a new lifetime,
+    /// and presence stops listing it).
+    void release_in_store(const std::string& session_id);
+
+    // --- liveness ---
+    static std::chrono::milliseconds pick_refresh_interval(const gateway_options& o, const session::session_timing& t) {
+        if (o.session_refresh_interval.count() > 0) return o.session_refresh_interval;
+        if (t.idle_timeout.count() > 0) return std::max(std::chrono::milliseconds(1), t.idle_timeout / 4);
+        return std::chrono::minutes(1);
+    }
+    /// steady ms of the last refresh failure logged (one line a second at most).
+    std::atomic<std::int64_t> refresh_failure_logged{0};
+    void refresh_failed(const std::error_code& ec);
+
+    // --- abuse limits ---
+    /// Connections per source address (loopback aside unless limited).
+    std::mutex addresses_mutex;
+    std::unordered_map<std::string, std::size_t> address_connections;
+    /// Counts a connection from `address`; false (nothing counted) at the cap.
+    bool admit_address(std::string_view address);
+    void release_address(const std::string& address);
+    std::shared_ptr<connection_state> find_session(std::string_view session_id) const;
+    std::size_t account_sessions(const std::string& account_id, const std::string& except_session) const;
+    /// Live (not parked) sessions of an account. Registry lock held.
+    std::size_t live_account_sessions_locked(const std::string& account_id, const std::string& except) const;
+
+    /// A pushed event with the next sequence number. Registry lock held, so
+    /// that parked queues and live connections see one push order.
+    queued_event next_event_locked(std::shared_ptr<const std::string> frame) {
+        return queued_event{++push_sequence, steady::now(), std::move(frame), false};
+    }
+    /// Adds the live connection of `session_id` to `live`, or queues `event`
+    /// when the session is parked; returns 1 for either, 0 when unknown.
+    /// Registry lock held.
+    std::size_t target_locked(const std::string& session_id, const queued_event& event,
+                              std::vector<std::shared_ptr<connection_state>>& live);
+    /// An event a connection could not send (it closed): to the session's
+    /// parked queue or its live successor, else dropped.
+    void reroute_event(const std::string& session_id, const connection_state* from, queued_event event);
+    /// Queues `event` for a parked session. Registry lock held.
+    void queue_parked_locked(parked_session& parked, queued_event event, steady::time_point now);
+    /// Drops events older than reconnect_queue_max_age. Registry lock held.
+    void prune_parked_locked(parked_session& parked, steady::time_point now);
+    /// Forgets a parked session: its queue, groups and account; reports
+    /// closed (`reason`), or moved. Registry lock held.
+    void forget_parked_locked(std::unordered_map<std::string, parked_session>::iterator it, session_end_reason reason,
+                              bool moved = false);
+    void forget_session_locked(const std::string& session_id, const std::string& account_id);
+    /// Arms the parked session's timer for `wake`, if earlier than the armed one.
+    void arm_parked_locked(parked_session& parked, steady::time_point wake);
+    void parked_timer(const std::string& session_id, steady::time_point wake);
+
+    /// Posts a close to every open connection (shutdown).
+    void close_all(std::uint16_t code, std::string_view reason);
+    /// Posts 4002 to every attached connection `matches` selects and
+    /// forgets every parked session it selects (the predicate gets
+    /// session_keys and runs under the registry lock); returns how many.
+    /// With `handed_over`, the events queued for the forgotten parked
+    /// sessions are moved there (in push order) instead of being dropped.
+    template <class Predicate>
+    std::size_t kick(Predicate matches, kick_kind kind = kick_kind::revoked,
+                     std::vector<std::shared_ptr<const std::string>>* handed_over = nullptr);
+
+    // --- peers (§12) ---
+    void add_peer(const protocol::guid& peer, const std::shared_ptr<connection_state>& connection);
+    void remove_peer(const protocol::guid& peer, const connection_state* connection);
+    std::shared_ptr<connection_state> find_peer(const protocol::guid& peer) const;
+
+    // --- timers ---
+    // Every connection's timed work (pings, token expiry, handler and
+    // server-to-client call timeouts, the manifest delay) goes through one
+    // deadline queue holding each connection's earliest wake-up, instead of
+    // a transport timer per connection and purpose (~300 bytes each on every
+    // idle session). One transport timer (post_after on a connection's
+    // transport, the "driver") is armed for the earliest wake-up; when it
+    // fires, the due connections are posted their on_timer() on their own
+    // executors.
+    /// Arms or moves `c`'s wake-up to `at`. Connection executor.
+    void schedule_wake(connection_state& c, steady::time_point at);
+    /// Disarms `c`'s wake-up. Any thread (also the destructor's).
+    void cancel_wake(connection_state& c) noexcept;
+    /// The driver's timer armed for `tick` fired (driver's executor).
+    void timer_tick(steady::time_point tick);
+    /// Arms the driver for the earliest wake-up unless a tick at or before
+    /// it is outstanding. timers_mutex held.
+    void arm_driver_locked(steady::time_point now);
+
+    std::mutex timers_mutex;
+    /// Guarded by timers_mutex, like every connection's hook in it.
+    deadline_queue<connection_state> timers;
+    /// The earliest outstanding driver tick (zero: none). timers_mutex.
+    steady::time_point timer_armed{};
+    /// The transport connection whose post_after drives the queue: the first
+    /// one that scheduled a wake-up (post_after keeps working after its
+    /// connection closed). timers_mutex; reset by ~gateway.
+    std::shared_ptr<transport_connection> timer_driver;
+    /// Runs a function after a delay on an I/O thread, for timed work not
+    /// tied to a connection (retry_delivery); installed by the built-in
+    /// transport for its lifetime (empty otherwise). Called with
+    /// timers_mutex held: it only arms a timer.
+    using deferral = std::function<void(std::uint32_t delay_ms, std::function<void()> fn)>;
+    deferral defer_after;
+    void set_deferral(deferral fn) {
+        std::lock_guard<std::mutex> lock(timers_mutex);
+        defer_after = std::move(fn);
+    }
+
+    /// Guarded by registry_mutex.
+    auth::revocation_subscription revocation_watch;
+
+    const gateway_options options;
+    /// options.metrics, or null: checked once per event.
+    metrics_sink* const metrics = options.metrics.get();
+    const std::shared_ptr<auth::token_validator> validator;
+    const std::shared_ptr<session::session_store> store;
+    routing::endpoint_registry registry;
+    /// The store's expiry rules (session_store::timing()).
+    const session::session_timing store_timing = store->timing();
+    /// How often a connected session is touched (options, else a quarter of
+    /// the store's idle_timeout, else one minute).
+    const std::chrono::milliseconds refresh_interval = pick_refresh_interval(options, store_timing);
+
+    std::atomic<std::uint64_t> next_connection_id{1};
+    std::atomic<bool> stopping{false};
+
+    // --- counters (gateway_stats.hpp: one row each) and the atomic gauges ---
+#define GATEHOUSE_DETAIL_COUNTER_ATOMIC(field, exposed, help) std::atomic<std::uint64_t> field{0};
+    GATEHOUSE_GATEWAY_COUNTERS(GATEHOUSE_DETAIL_COUNTER_ATOMIC)
+#undef GATEHOUSE_DETAIL_COUNTER_ATOMIC
+    std::atomic<std::size_t> connections{0};
+    std::atomic<std::size_t> client_calls_pending{0};
+
+    // --- event queue store (options.event_queue_store) ---
+    /// Null: parked sessions' events are queued in `parked` (this node's memory).
+    session::event_queue_store* const queue_store = options.event_queue_store.get();
+    /// This node's id in session records and event queues: the bus's id
+    /// when there is a bus (so node_alive can be asked about it), else node_id.
+    const std::string queue_node = options.event_bus ? std::string(options.event_bus->node_id()) : options.node_id;
+    const session::event_queue_limits queue_limits{options.reconnect_queue_max_events,
+                                                   options.reconnect_queue_max_bytes, options.reconnect_queue_max_age,
+                                                   options.reconnect_window};
+    /// Parks `session_id` in the store with the events its connection could not send.
+    void store_park(const std::string& session_id, std::vector<std::string> events);
+    /// Appends an event for a parked session (this node's, or one no live
+    /// node holds); refused ones go to the holder over the bus.
+    void store_append(const std::string& session_id, std::shared_ptr<const std::string> frame);
+    /// An event for a session no live node declared on the bus: into its
+    /// queue in the store, which is opened when the session is live in the
+    /// session store but was held by a node that died (or never parked).
+    ///
+    /// `attempt` counts the rounds of one event's delivery (see
+    /// retry_delivery): every path that can come back here carries it.
+    void push_unrouted(const std::string& session_id, std::shared_ptr<const std::string> frame, unsigned attempt);
+    /// Parks `session_id` with one event on behalf of `node` (a dead holder, or this node).
+    void park_for(const std::string& session_id, const std::string& node, std::shared_ptr<const std::string> frame,
+                  unsigned attempt = 0);
+    /// An event the store refused because `holder` has the session: over
+    /// the bus to it, or back into the store when the holder is this node.
+    void forward_to_holder(const std::string& session_id, const std::string& holder,
+                           std::shared_ptr<const std::string> frame, unsigned attempt = 0);
+    /// push_to_session for a session not live here, with a bus and an event
+    /// queue store: to the node the bus names, else push_unrouted.
+    void route_to_session(const std::string& session_id, std::shared_ptr<const std::string> frame, unsigned attempt);
+    /// A session that is moving: the session store names a live node (or
+    /// this one) that has not yet declared it on the bus or taken its queue
+    /// (an attach in progress), so neither the bus nor the queue takes the
+    /// event now. route_to_session runs again after 10 ms, 20 ms, ... (at
+    /// most max_delivery_retries rounds, about 2.5 s in all: an attach takes
+    /// a few store round trips); then the event is counted as dropped.
+    /// Timed by defer_after, else by timer_driver; with neither (another
+    /// transport, no connection yet) the rounds follow each other at once.
+    void retry_delivery(const std::string& session_id, std::shared_ptr<const std::string> frame, unsigned attempt);
+    static constexpr unsigned max_delivery_retries = 8;
+    /// The answer to the take of a connection that closed meanwhile: the
+    /// taken events, in order, ahead of what was queued since.
+    void taken_after_close(const std::string& session_id, std::vector<std::string> taken);
+    /// Takes the queued events of a session just attached to `connection`.
+    void store_take(const std::shared_ptr<connection_state>& connection);
+
+    // --- cluster (options.event_bus) ---
+    /// Null without a cluster: then every bus_* call does nothing.
+    cluster::event_bus* const bus = options.event_bus.get();
+    /// Declares / withdraws this node's interest. Called with the registry
+    /// lock held (the bus only records or posts; it never calls back inline).
+    void bus_interest(cluster::interest_kind kind, const std::string& name, bool declare);
+    /// Hands a message to the bus; counts the outcome.
+    void bus_publish(cluster::message_kind kind, std::string_view target, std::string_view payload);
+    /// A message from another node (the bus's executor).
+    void on_bus_message(const cluster::bus_message& message);
+    /// to_node payload asking the node to close one of its sessions for the
+    /// login policy replace_oldest ("gatehouse.replace:<session id>").
+    static constexpr std::string_view replace_command = "gatehouse.replace:";
+    /// replace_oldest across nodes: the account's sessions in the shared
+    /// store beyond the cap, oldest first, are closed where they are held.
+    void replace_oldest_in_cluster(const std::string& account_id, const std::string& newcomer);
+
+    // --- local delivery of a pushed event frame (push_* and the bus) ---
+    std::size_t push_local_session(const std::string& session_id, std::shared_ptr<const std::string> frame);
+    std::size_t push_local_account(const std::string& account_id, std::shared_ptr<const std::string> frame);
+    std::size_t push_local_group(const std::string& group, std::shared_ptr<const std::string> frame);
+    std::size_t push_local_all(std::shared_ptr<const std::string> frame);
+
+    mutable std::mutex registry_mutex;
+    std::unordered_map<std::string, std::shared_ptr<connection_state>> sessions;
+    /// Account -> its sessions here (live or parked) and their bucket.
+    std::unordered_map<std::string, account_entry> accounts;
+    std::unordered_map<std::string, std::unordered_set<std::string>> groups;
+    std::unordered_map<std::string, std::unordered_set<std::string>> session_groups;
+    std::unordered_map<std::uint64_t, std::weak_ptr<connection_state>> open_connections;
+    std::unordered_map<std::string, parked_session> parked;
+    std::size_t parked_bytes = 0;   ///< queued for all parked sessions
+    std::size_t parked_events = 0;
+    std::uint64_t push_sequence = 0;
+
+    mutable std::mutex peers_mutex;
+    std::unordered_map<protocol::guid, std::weak_ptr<connection_state>> peers;
+
+private:
+    connect_rate_limiter connect_limiter_;
+};
+
+/// Everything the gateway knows about one connection. All members are used
+/// on the connection's executor only, except the few marked otherwise.
+class connection_state final : public std::enable_shared_from_this<connection_state> {
+public:
+    enum class phase : std::uint8_t { validating, attaching, ready, closed };
+
+    connection_state(std::shared_ptr<gateway_core> core, std::uint64_t id, std::string remote)
+        : core_(std::move(core)), id_(id) {
+        upgrade->remote = std::move(remote);
+    }
+    /// gateway_core::timers_mutex guards it.
+    deadline_hook<connection_state> timer_hook{this};
+    ~connection_state();
+    connection_state(const connection_state&) = delete;
+    connection_state& operator=(const connection_state&) = delete;
+
+    // --- set during the upgrade, before the transport knows the connection ---
+    /// What only the upgrade and the attachment need; freed once the session
+    /// is attached (or the connection closed): an idle session keeps none of it.
+    struct upgrade_state {
+        auth::identity identity;
+        bool identity_ready = false;
+        std::shared_ptr<validation_slot> validation;
+        std::string reconnect_token;  ///< secret; cleared once used
+        std::string remote;           ///< then in session_info::remote_address
+    };
+    std::unique_ptr<upgrade_state> upgrade = std::make_unique<upgrade_state>();
+    /// on_open reported it to the metrics sink (connection executor).
+    bool counted_open = false;
+    /// The close code this side sent (0: none).
+    std::uint16_t close_code_sent() const noexcept { return server_close_code_; }
+
+    /// Set in on_open, never changed: any thread may post through it once
+    /// it got the connection from the session registry.
+    std::shared_ptr<transport_connection> transport;
+
+    std::uint64_t id() const noexcept { return id_; }
+    /// Attached session id and account: written before registration, then
+    /// immutable (readable by any thread that found the connection in the registry).
+    std::string session_id;
+    std::string account_id;
+    /// The session as attached (identity included): set before registration,
+    /// then immutable like session_id; revocation matching reads it from
+    /// other threads. Handlers get info_, which a refresh replaces.
+    std::shared_ptr<const routing::session_info> attached_info;
+    /// The session's created_at in the store: set before registration, then
+    /// immutable (replace_oldest compares it under the registry lock).
+    session::time_point session_created{};
+    /// Counted in gateway_core::address_connections (connection executor).
+    bool address_counted = false;
+    /// Chosen by the login policy replace_oldest to make room (registry lock).
+    bool replaced_by_policy = false;
+    /// At registration (connection executor).
+    void share_account_bucket(std::shared_ptr<account_bucket> bucket) noexcept { account_bucket_ = std::move(bucket); }
+    /// The source address: the upgrade's, then the attached session's.
+    const std::string& remote_address() const noexcept {
+        static const std::string none;
+        if (upgrade) return upgrade->remote;
+        return attached_info ? attached_info->remote_address : none;
+    }
+
+    /// Why this side is closing, for the observer (kept from the first
+    /// decision to close: later ones do not change it).
+    void mark_end(session_end_reason reason) noexcept {
+        if (!has_end_reason_ && !closing_ && !notifying_) {
+            has_end_reason_ = true;
+            end_reason_ = reason;
+        }
+    }
+    /// Another node took the session (session_taken).
+    void mark_moved() noexcept {
+        if (!closing_ && !notifying_) moved_ = true;
+    }
+    /// How the connection ended, once closed (`peer_code` as on_close got it).
+    session_ending ending(std::uint16_t peer_code) const noexcept;
+
+    void start();
+    void validated();
+    void on_frame(frame_kind kind, protocol::bytes_view bytes);
+    void on_closed();
+    /// The wake-up scheduled through gateway_core::schedule_wake is due (or
+    /// earlier: every check compares with the clock).
+    void on_timer();
+    void deliver(pending_call& call, protocol::response_code code, bool binary, protocol::bytes_view payload);
+    /// False when the frame was not handed to the transport (closing, or
+    /// the send queue overflowed and the connection is now closing).
+    bool send_frame(protocol::bytes_view bytes);
+    /// send_frame for a response frame with `code`, counted by the sink.
+    void send_response(protocol::bytes_view bytes, protocol::response_code code);
+    void close_with(std::uint16_t code, std::string_view reason);
+    /// Sends `connect.disconnect-notification` (with a reconnection token
+    /// when `reconnectable` and the store issues one), then closes.
+    void notify_and_close(std::uint16_t code, std::string_view close_reason, std::string_view reason,
+                          bool reconnectable);
+    /// A refreshed credential for this session (/connect/refresh).
+    void refreshed(auth::identity fresh);
+    void change_permissions(std::vector<std::string> roles, std::vector<std::string> permissions,
+                            const std::string& reason);
+
+    /// A pushed event: sent, or held until the manifest has gone out (so
+    /// that it follows the manifest and any replayed events), or, once the
+    /// connection is closing, kept for the session's next connection.
+    void deliver_event(queued_event event);
+    /// gateway::disconnect: notification (with a reconnection token when the
+    /// client may come back), then close.
+    void disconnect_by_host(std::uint16_t code, const std::string& reason);
+    /// Whether the session should be parked now that the connection ended
+    /// with `peer_code` (the peer's close code, 1006 when none).
+    bool parkable(std::uint16_t peer_code) const noexcept;
+    /// Events held back (connection executor; the connection is closed).
+    event_queue take_held() noexcept { return std::move(held_); }
+    /// Its take from the event queue store has not answered yet.
+    bool awaiting_queue() const noexcept { return awaiting_queue_; }
+    /// The event queue store answered the take of this session's queue.
+    void queue_taken(std::error_code ec, session::taken_events taken);
+
+    // --- server-to-client requests (§12.3) ---
+    void start_client_call(std::shared_ptr<client_call> call, const client_call_options& options, std::string payload);
+
+    // --- peers (§12) ---
+    /// Sends a peer frame forwarded from another connection; false when this
+    /// connection can no longer take it.
+    bool accept_peer_frame(protocol::bytes_view bytes);
+    /// The sender's side of a forwarded peer message: acknowledge or 31.
+    void peer_result(const protocol::request_header& header, const protocol::guid& target, bool delivered);
+
+    /// Runs `fn(connection)` on the connection's executor.
+    template <class F>
+    static void post(const std::shared_ptr<connection_state>& connection, F fn) {
+        auto* transport = connection->transport.get();
+        transport->post([connection, fn = std::move(fn)]() mutable { fn(*connection); });
+    }
+
+private:
+    struct queued_request {
+        protocol::request_header header;
+        const routing::endpoint* target = nullptr;
+        std::string payload;
+    };
+    /// A channel with a request being handled or waiting. Few at a time
+    /// (at most max_in_flight busy), so a flat vector searched linearly: the
+    /// common case (one request on channel 0, answered inline) allocates
+    /// nothing per message.
+    struct channel_state {
+        std::uint16_t id = 0;
+        bool busy = false;
+        bool in_ready = false;
+        lazy_fifo<queued_request> waiting;
+    };
+    struct pending_client_call {
+        std::shared_ptr<client_call> call;
+        steady::time_point deadline;
+    };
+    channel_state* find_channel(std::uint16_t id) noexcept {
+        for (auto& c : channels_)
+            if (c.id == id) return &c;
+        return nullptr;
+    }
+    void erase_channel(std::uint16_t id) noexcept {
+        for (auto& c : channels_)
+            if (c.id == id) {
+                if (&c != &channels_.back()) c = std::move(channels_.back());
+                channels_.pop_back();
+                return;
+            }
+    }
+
+    void attach();
+    /// `existed`: the session was stored before this connection (a
+    /// reconnection, or a credential naming an existing session);
+    /// `previous_node`: the node its record named before this attach.
+    void attached(session::session_record record, bool existed, std::string previous_node);
+    /// Touches the session in the store (liveness), at most one at a time.
+    void refresh();
+    void refresh_answered(std::error_code ec);
+    void attach_failed(std::error_code error);
+    void send_manifest(std::string_view reason);
+    void reply_error(const protocol::frame_view& frame, protocol::response_code code);
+    void send_text_refusal();
+    void enqueue(const protocol::frame_view& frame, const routing::endpoint* target, steady::time_point now);
+    /// `now`: the dispatch time (the handler timeout counts from it).
+    void invoke(const routing::endpoint* target, const protocol::request_header& header, protocol::bytes_view payload,
+                steady::time_point now);
+    void pump();
+    void finish_channel(std::uint16_t channel);
+    void sweep(steady::time_point now);
+    void schedule_expiry();
+    /// Asks the core for a wake-up at the earliest of this connection's
+    /// deadlines, if that is earlier than the one already requested.
+    void rearm_timer();
+    void send_notification(std::string_view reason, const session::reconnect_token* token);
+    void reply_code(const protocol::request_header& request, protocol::response_code code,
+                    protocol::bytes_view payload = {});
+    void flush_held();
+    bool complete_client_call(const protocol::frame_view& frame);
+    void client_call_timed_out(std::uint64_t message_id);
+    void fail_client_calls(std::error_code ec);
+    void finish_client_call(const std::shared_ptr<client_call>& call, std::error_code ec, client_reply reply);
+    void route_peer(const protocol::frame_view& frame, protocol::bytes_view bytes);
+
+    std::shared_ptr<gateway_core> core_;
+    const std::uint64_t id_;
+
+    phase phase_ = phase::validating;
+    bool closing_ = false;
+    bool reconnecting_ = false;
+    std::shared_ptr<const routing::session_info> info_;
+    routing::session_routes routes_;
+    token_bucket message_bucket_;
+
+    std::vector<channel_state> channels_;
+    lazy_fifo<std::uint16_t> ready_;
+    std::size_t in_flight_ = 0;
+    std::size_t queued_ = 0;
+    bool pumping_ = false;
+    lazy_fifo<std::shared_ptr<pending_call>> timed_calls_;
+    /// A pending_call answered inline and owned by nobody else, reused by
+    /// the next request (no allocation per request in the common case).
+    std::shared_ptr<pending_call> spare_call_;
+    std::uint32_t text_sequence_ = 0;
+    bool notifying_ = false;
+    /// When the current credential expires (refresh moves it); zero: never.
+    /// With the validator's leeway (auth::identity::valid_until): the rule
+    /// of the upgrade applies while connected too.
+    std::optional<std::chrono::system_clock::time_point> token_expiry_;
+    /// created_at + the store's max_lifetime; zero: the store does not say.
+    std::optional<std::chrono::system_clock::time_point> lifetime_end_;
+    /// The account's bucket shared by its sessions here.
+    std::shared_ptr<account_bucket> account_bucket_;
+    /// Liveness: the next touch of the session (zero: none), one at a time.
+    steady::time_point next_refresh_{};
+    bool refreshing_ = false;
+    std::uint8_t refresh_failures_ = 0;
+    bool has_end_reason_ = false;
+    session_end_reason end_reason_ = session_end_reason::client_closed;
+    bool moved_ = false;
+
+    // --- timed work (see gateway_core "timers"); zero: nothing scheduled ---
+    steady::time_point wake_{};          ///< the wake-up last requested
+    steady::time_point next_ping_{};
+    steady::time_point expiry_check_{};  ///< compare token_expiry_ with the system clock
+    steady::time_point manifest_at_{};
+    bool manifest_reconnected_ = false;
+
+    /// Events waiting for the manifest, or for the next connection.
+    event_queue held_;
+    bool manifest_sent_ = false;
+    /// Events wait in held_ until the store's queue of this session arrived.
+    bool awaiting_queue_ = false;
+    /// The close code this side sent (0: none; the peer closed or vanished).
+    std::uint16_t server_close_code_ = 0;
+    /// Created with the first server-to-client call (most sessions get none).
+    std::unique_ptr<std::unordered_map<std::uint64_t, pending_client_call>> client_calls_;
+    std::unordered_map<std::uint64_t, pending_client_call>& client_calls() {
+        if (!client_calls_) client_calls_ = std::make_unique<std::unordered_map<std::uint64_t, pending_client_call>>();
+        return *client_calls_;
+    }
+    bool no_client_calls() const noexcept { return !client_calls_ || client_calls_->empty(); }
+    protocol::guid peer_guid_{};
+    bool has_peer_ = false;
+};
+
+// ---------------------------------------------------------------------------
+// pending_call
+
+inline bool pending_call::complete(protocol::response_code code, bool binary, protocol::bytes_view payload) noexcept {
+    if (answered_.exchange(true, std::memory_order_acq_rel)) return false;
+    if (current_connection == owner_address_ && !owner_.expired()) {
+        // Inside a handler call on the owner's executor, and the owner is
+        // alive (not another connection at a recycled address): no lock.
+        const_cast<connection_state*>(owner_address_)->deliver(*this, code, binary, payload);
+        return true;
+    }
+    auto owner = owner_.lock();
+    if (!owner) return false;
+    try {
+        connection_state::post(owner, [self = shared_from_this(), code, binary,
+                                       data = std::string(payload.as_chars())](connection_state& c) {
+            c.deliver(*self, code, binary, protocol::bytes_view(data));
+        });
+        return true;
+    } catch (...) {
+        return false;
+    }
+}
+
+// ---------------------------------------------------------------------------
+// helpers
+
+/// The session id a credential's session key stands for: the key itself
+/// when it is session-id text, else a GUID derived from it (so the same
+/// token keeps reaching the same session, §2.3); empty when there is none.
+inline std::string session_id_for(const auth::identity& who, std::string_view salt) {
+    if (who.session_key.empty()) return {};
+    std::string lower = who.session_key;
+    for (auto& c : lower)
+        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    if (session::is_session_id(lower)) return lower;
+    std::string input = "session-key:";
+    input.append(who.subject).append("|").append(who.session_key).append("|salt:").append(salt);
+    return routing::derive_guid(input, routing::guid_kind::service).to_string();
+}
+
+inline session::time_point to_session_time(const std::optional<std::chrono::system_clock::time_point>& t) {
+    if (!t) return {};
+    return std::chrono::time_point_cast<std::chrono::milliseconds>(*t);
+}
+
+}  // namespace gatehouse::server::detail
