@@ -464,25 +464,42 @@ TEST_CASE("cluster of three gateways over Redis: the queued events wait in Redis
     reconnect_token_scenario(*r.cluster);
 }
 
-TEST_CASE("cluster over Redis: a node dies with a parked session; the client resumes elsewhere with every event") {
-    gatehouse::test::redis_server server;
-    io_runner runner;    // the store, and the buses of B and C
-    io_runner a_runner;  // A's bus: halted to kill A
-    rd::redis_session_store_options so;
-    so.port = server.port();
-    auto store = std::make_shared<rd::redis_session_store>(runner.executor(), so);
-    const auto bus = [&](io_runner& on, const std::string& id) {
+namespace {
+/// A Redis, its store, and buses with a short heartbeat, for clusters in
+/// which node A dies: A's bus runs on its own runner, halted to kill it.
+struct dying_node_cluster {
+    dying_node_cluster() {
+        rd::redis_session_store_options so;
+        so.port = server.port();
+        store = std::make_shared<rd::redis_session_store>(runner.executor(), so);
+    }
+    std::shared_ptr<rd::redis_event_bus> bus(io_runner& on, const std::string& id) {
         rd::redis_event_bus_options o;
         o.node_id = id;
         o.port = server.port();
         o.heartbeat_interval = ms(100);
         o.heartbeat_ttl = ms(400);
         return std::make_shared<rd::redis_event_bus>(on.executor(), o);
-    };
-    const auto options = parking_options(store);
-    node a(options, bus(a_runner, "node-a"), store);
-    node b(options, bus(runner, "node-b"), store);
-    node c(options, bus(runner, "node-c"), store);
+    }
+    /// Whether `from`'s bus still sees `node` alive.
+    static bool alive(cl::event_bus& from, const std::string& node) {
+        std::promise<bool> answer;
+        from.node_alive(node, [&](std::error_code ec, bool is_alive) { answer.set_value(!ec && is_alive); });
+        return answer.get_future().get();
+    }
+    gatehouse::test::redis_server server;
+    io_runner runner;    ///< the store, and the buses of B and C
+    io_runner a_runner;  ///< A's bus: halted to kill A
+    std::shared_ptr<rd::redis_session_store> store;
+};
+}  // namespace
+
+TEST_CASE("cluster over Redis: a node dies with a parked session; the client resumes elsewhere with every event") {
+    dying_node_cluster f;
+    const auto options = parking_options(f.store);
+    node a(options, f.bus(f.a_runner, "node-a"), f.store);
+    node b(options, f.bus(f.runner, "node-b"), f.store);
+    node c(options, f.bus(f.runner, "node-c"), f.store);
 
     auto client = connect(a, "kate", session_3);
     wait_routable(c, *client, session_3);
@@ -496,12 +513,8 @@ TEST_CASE("cluster over Redis: a node dies with a parked session; the client res
 
     // A dies: its bus stops dead (no heartbeat, nothing withdrawn). Its
     // gateway lingers with the session parked in memory, unreachable.
-    a_runner.halt();
-    const auto alive = [&] {
-        std::promise<bool> answer;
-        b.bus->node_alive("node-a", [&](std::error_code ec, bool is_alive) { answer.set_value(!ec && is_alive); });
-        return answer.get_future().get();
-    };
+    f.a_runner.halt();
+    const auto alive = [&] { return dying_node_cluster::alive(*b.bus, "node-a"); };
     REQUIRE(eventually([&] { return !alive(); }, ms(5000)));
 
     // Pushed while no live node holds the session: C finds nobody on the
@@ -659,35 +672,18 @@ private:
 // until the new node takes the queue (the store then refuses the append
 // and names the holder) and declares the session (the bus then reaches it).
 TEST_CASE("cluster over Redis: an event pushed while its session attaches on another node is delivered there") {
-    gatehouse::test::redis_server server;
-    io_runner runner;    // the store, and the buses of B and C
-    io_runner a_runner;  // A's bus: halted to kill A
-    rd::redis_session_store_options so;
-    so.port = server.port();
-    auto store = std::make_shared<rd::redis_session_store>(runner.executor(), so);
-    const auto bus = [&](io_runner& on, const std::string& id) {
-        rd::redis_event_bus_options o;
-        o.node_id = id;
-        o.port = server.port();
-        o.heartbeat_interval = ms(100);
-        o.heartbeat_ttl = ms(400);
-        return std::make_shared<rd::redis_event_bus>(on.executor(), o);
-    };
-    auto b_bus = std::make_shared<held_declarations_bus>(bus(runner, "node-b"));
-    auto b_queues = std::make_shared<held_takes_store>(store);
-    node a(parking_options(store), bus(a_runner, "node-a"), store);
-    node b(parking_options(b_queues), b_bus, store);
-    node c(parking_options(store), bus(runner, "node-c"), store);
+    dying_node_cluster f;
+    auto b_bus = std::make_shared<held_declarations_bus>(f.bus(f.runner, "node-b"));
+    auto b_queues = std::make_shared<held_takes_store>(f.store);
+    node a(parking_options(f.store), f.bus(f.a_runner, "node-a"), f.store);
+    node b(parking_options(b_queues), b_bus, f.store);
+    node c(parking_options(f.store), f.bus(f.runner, "node-c"), f.store);
 
     // Live on A when A dies: never parked, A's directory entry stays.
     auto first = connect(a, "mona", session_2);
     wait_routable(c, *first, session_2);
-    a_runner.halt();
-    const auto alive = [&] {
-        std::promise<bool> answer;
-        c.bus->node_alive("node-a", [&](std::error_code ec, bool is_alive) { answer.set_value(!ec && is_alive); });
-        return answer.get_future().get();
-    };
+    f.a_runner.halt();
+    const auto alive = [&] { return dying_node_cluster::alive(*c.bus, "node-a"); };
     REQUIRE(eventually([&] { return !alive(); }, ms(5000)));
     // `first` stays open: A's gateway lingers with it and never parks it.
 
