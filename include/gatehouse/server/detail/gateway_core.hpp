@@ -1,10 +1,11 @@
 // The gateway's state: gateway_core (one per gateway: the session registry,
 // parking, the cluster link, timers, counters) and connection_state (one per
-// connection: attach, the dispatcher, sending), with the small types they
-// share. The member functions are defined next to their part, in
+// connection: attach, sending, server-to-client calls and peers; its
+// requests go through its dispatcher, detail/dispatcher.hpp), with the small
+// types they share. The member functions are defined next to their part, in
 // gatehouse/server/impl/: gateway_upgrade.ipp, gateway_registry.ipp,
 // gateway_parking.ipp, gateway_cluster.ipp, connection_attach.ipp,
-// connection_send.ipp, dispatcher.ipp, gateway_metrics.ipp.
+// connection_send.ipp, connection_calls.ipp, gateway_metrics.ipp.
 #pragma once
 
 #include <gatehouse/auth/authorization_header.hpp>
@@ -16,9 +17,12 @@
 #include <gatehouse/routing/meta.hpp>
 #include <gatehouse/server/deadline_queue.hpp>
 #include <gatehouse/server/detail/credentials.hpp>
+#include <gatehouse/server/detail/dispatcher.hpp>
 #include <gatehouse/server/detail/event_queue.hpp>
+#include <gatehouse/server/detail/peer_directory.hpp>
 #include <gatehouse/server/detail/rate_limits.hpp>
 #include <gatehouse/server/detail/session_events.hpp>
+#include <gatehouse/server/detail/wake_scheduler.hpp>
 #include <gatehouse/server/gateway.hpp>
 #include <gatehouse/session/session.hpp>
 
@@ -40,15 +44,6 @@
 namespace gatehouse::server::detail {
 
 class connection_state;
-
-/// The connection whose executor the current thread is running, while the
-/// gateway runs a handler; lets a responder completed inline skip the post.
-inline thread_local const connection_state* current_connection = nullptr;
-
-/// Where response frames are assembled before the transport copies them:
-/// one per thread rather than one per connection (whose capacity would stay
-/// with every connection that ever answered something).
-inline thread_local std::string reply_buffer;
 
 using steady = std::chrono::steady_clock;
 
@@ -161,44 +156,6 @@ struct session_keys {
     const std::string& session_key;
 };
 
-/// One request handed to a handler: the gateway's side of its responder.
-class pending_call final : public routing::detail::call_completion,
-                           public std::enable_shared_from_this<pending_call> {
-public:
-    pending_call(std::weak_ptr<connection_state> owner, const connection_state* owner_address,
-                 const protocol::request_header& header, steady::time_point deadline) noexcept
-        : owner_(std::move(owner)), owner_address_(owner_address), header_(header), deadline_(deadline) {}
-
-    bool complete(protocol::response_code code, bool binary, protocol::bytes_view payload) noexcept override;
-
-    /// Makes an answered call, that nobody but its connection holds, ready
-    /// for another request (connection executor).
-    void reset(const protocol::request_header& header, steady::time_point deadline) noexcept {
-        header_ = header;
-        deadline_ = deadline;
-        delivered = false;
-        answered_.store(false, std::memory_order_relaxed);
-    }
-
-    /// Claims the answer for the gateway (timeout); false if already taken.
-    bool claim() noexcept { return !answered_.exchange(true, std::memory_order_acq_rel); }
-    bool answered() const noexcept { return answered_.load(std::memory_order_acquire); }
-
-    const protocol::request_header& header() const noexcept { return header_; }
-    steady::time_point deadline() const noexcept { return deadline_; }
-    /// Connection executor only.
-    bool delivered = false;
-
-private:
-    std::weak_ptr<connection_state> owner_;
-    /// Compared with current_connection only: an answer given inside the
-    /// handler call, on the owner's executor, needs no weak_ptr lock.
-    const connection_state* const owner_address_;
-    protocol::request_header header_;
-    steady::time_point deadline_;
-    std::atomic<bool> answered_{false};
-};
-
 class gateway_core final : public transport_events, public std::enable_shared_from_this<gateway_core> {
 public:
     gateway_core(gateway_options opts, std::shared_ptr<auth::token_validator> v,
@@ -278,13 +235,7 @@ public:
     std::atomic<std::int64_t> refresh_failure_logged{0};
     void refresh_failed(const std::error_code& ec);
 
-    // --- abuse limits ---
-    /// Connections per source address (loopback aside unless limited).
-    std::mutex addresses_mutex;
-    std::unordered_map<std::string, std::size_t> address_connections;
-    /// Counts a connection from `address`; false (nothing counted) at the cap.
-    bool admit_address(std::string_view address);
-    void release_address(const std::string& address);
+    // --- sessions (registry lock) ---
     std::shared_ptr<connection_state> find_session(std::string_view session_id) const;
     std::size_t account_sessions(const std::string& account_id, const std::string& except_session) const;
     /// Live (not parked) sessions of an account. Registry lock held.
@@ -327,49 +278,6 @@ public:
     std::size_t kick(Predicate matches, kick_kind kind = kick_kind::revoked,
                      std::vector<std::shared_ptr<const std::string>>* handed_over = nullptr);
 
-    // --- peers (§12) ---
-    void add_peer(const protocol::guid& peer, const std::shared_ptr<connection_state>& connection);
-    void remove_peer(const protocol::guid& peer, const connection_state* connection);
-    std::shared_ptr<connection_state> find_peer(const protocol::guid& peer) const;
-
-    // --- timers ---
-    // Every connection's timed work (pings, token expiry, handler and
-    // server-to-client call timeouts, the manifest delay) goes through one
-    // deadline queue holding each connection's earliest wake-up, instead of
-    // a transport timer per connection and purpose (~300 bytes each on every
-    // idle session). One transport timer (post_after on a connection's
-    // transport, the "driver") is armed for the earliest wake-up; when it
-    // fires, the due connections are posted their on_timer() on their own
-    // executors.
-    /// Arms or moves `c`'s wake-up to `at`. Connection executor.
-    void schedule_wake(connection_state& c, steady::time_point at);
-    /// Disarms `c`'s wake-up. Any thread (also the destructor's).
-    void cancel_wake(connection_state& c) noexcept;
-    /// The driver's timer armed for `tick` fired (driver's executor).
-    void timer_tick(steady::time_point tick);
-    /// Arms the driver for the earliest wake-up unless a tick at or before
-    /// it is outstanding. timers_mutex held.
-    void arm_driver_locked(steady::time_point now);
-
-    std::mutex timers_mutex;
-    /// Guarded by timers_mutex, like every connection's hook in it.
-    deadline_queue<connection_state> timers;
-    /// The earliest outstanding driver tick (zero: none). timers_mutex.
-    steady::time_point timer_armed{};
-    /// The transport connection whose post_after drives the queue: the first
-    /// one that scheduled a wake-up (post_after keeps working after its
-    /// connection closed). timers_mutex; reset by ~gateway.
-    std::shared_ptr<transport_connection> timer_driver;
-    /// Runs a function after a delay on an I/O thread, for timed work not
-    /// tied to a connection (retry_delivery); installed by the built-in
-    /// transport for its lifetime (empty otherwise). Called with
-    /// timers_mutex held: it only arms a timer.
-    using deferral = std::function<void(std::uint32_t delay_ms, std::function<void()> fn)>;
-    deferral defer_after;
-    void set_deferral(deferral fn) {
-        std::lock_guard<std::mutex> lock(timers_mutex);
-        defer_after = std::move(fn);
-    }
 
     /// Guarded by registry_mutex.
     auth::revocation_subscription revocation_watch;
@@ -395,6 +303,18 @@ public:
 #undef GATEHOUSE_DETAIL_COUNTER_ATOMIC
     std::atomic<std::size_t> connections{0};
     std::atomic<std::size_t> client_calls_pending{0};
+    /// What every connection's dispatcher counts with.
+    const dispatch_context dispatch{options, metrics, frames_dropped, responses_unmatched, account_rate_limited};
+
+    // --- parts with their own locks ---
+    /// Open connections per source address (the upgrade gate's cap).
+    address_connections addresses{options.limit_loopback_addresses};
+    /// Peer GUID -> connection (§12).
+    peer_directory<connection_state> peers;
+    /// Every connection's next wake-up, on one transport timer; and the
+    /// node's delayed work (retry_delivery).
+    const std::shared_ptr<wake_scheduler<connection_state>> wakes =
+        std::make_shared<wake_scheduler<connection_state>>();
 
     // --- event queue store (options.event_queue_store) ---
     /// Null: parked sessions' events are queued in `parked` (this node's memory).
@@ -433,8 +353,9 @@ public:
     /// event now. route_to_session runs again after 10 ms, 20 ms, ... (at
     /// most max_delivery_retries rounds, about 2.5 s in all: an attach takes
     /// a few store round trips); then the event is counted as dropped.
-    /// Timed by defer_after, else by timer_driver; with neither (another
-    /// transport, no connection yet) the rounds follow each other at once.
+    /// Timed by wakes->run_after: the transport's deferral, else the timer
+    /// driver; with neither (another transport, no connection yet) the
+    /// rounds follow each other at once.
     void retry_delivery(const std::string& session_id, std::shared_ptr<const std::string> frame, unsigned attempt);
     static constexpr unsigned max_delivery_retries = 8;
     /// The answer to the take of a connection that closed meanwhile: the
@@ -478,16 +399,13 @@ public:
     std::size_t parked_events = 0;
     std::uint64_t push_sequence = 0;
 
-    mutable std::mutex peers_mutex;
-    std::unordered_map<protocol::guid, std::weak_ptr<connection_state>> peers;
-
 private:
     connect_rate_limiter connect_limiter_;
 };
 
 /// Everything the gateway knows about one connection. All members are used
 /// on the connection's executor only, except the few marked otherwise.
-class connection_state final : public std::enable_shared_from_this<connection_state> {
+class connection_state final : public dispatch_host, public std::enable_shared_from_this<connection_state> {
 public:
     enum class phase : std::uint8_t { validating, attaching, ready, closed };
 
@@ -495,7 +413,7 @@ public:
         : core_(std::move(core)), id_(id) {
         upgrade->remote = std::move(remote);
     }
-    /// gateway_core::timers_mutex guards it.
+    /// gateway_core::wakes (its lock guards it).
     deadline_hook<connection_state> timer_hook{this};
     ~connection_state();
     connection_state(const connection_state&) = delete;
@@ -528,17 +446,19 @@ public:
     std::string account_id;
     /// The session as attached (identity included): set before registration,
     /// then immutable like session_id; revocation matching reads it from
-    /// other threads. Handlers get info_, which a refresh replaces.
+    /// other threads. Handlers get the dispatcher's session(), which a refresh replaces.
     std::shared_ptr<const routing::session_info> attached_info;
     /// The session's created_at in the store: set before registration, then
     /// immutable (replace_oldest compares it under the registry lock).
     session::time_point session_created{};
-    /// Counted in gateway_core::address_connections (connection executor).
+    /// Counted in gateway_core::addresses (connection executor).
     bool address_counted = false;
     /// Chosen by the login policy replace_oldest to make room (registry lock).
     bool replaced_by_policy = false;
     /// At registration (connection executor).
-    void share_account_bucket(std::shared_ptr<account_bucket> bucket) noexcept { account_bucket_ = std::move(bucket); }
+    void share_account_bucket(std::shared_ptr<account_bucket> bucket) noexcept {
+        dispatch_.share_account_bucket(std::move(bucket));
+    }
     /// The source address: the upgrade's, then the attached session's.
     const std::string& remote_address() const noexcept {
         static const std::string none;
@@ -563,18 +483,17 @@ public:
 
     void start();
     void validated();
-    void on_frame(frame_kind kind, protocol::bytes_view bytes);
+    void on_frame(frame_kind kind, protocol::bytes_view bytes) { dispatch_.on_frame(kind == frame_kind::text, bytes); }
     void on_closed();
-    /// The wake-up scheduled through gateway_core::schedule_wake is due (or
+    /// The wake-up scheduled through gateway_core::wakes is due (or
     /// earlier: every check compares with the clock).
     void on_timer();
-    void deliver(pending_call& call, protocol::response_code code, bool binary, protocol::bytes_view payload);
     /// False when the frame was not handed to the transport (closing, or
     /// the send queue overflowed and the connection is now closing).
     bool send_frame(protocol::bytes_view bytes);
     /// send_frame for a response frame with `code`, counted by the sink.
-    void send_response(protocol::bytes_view bytes, protocol::response_code code);
-    void close_with(std::uint16_t code, std::string_view reason);
+    void send_response(protocol::bytes_view bytes, protocol::response_code code) override;
+    void close_with(std::uint16_t code, std::string_view reason) override;
     /// Sends `connect.disconnect-notification` (with a reconnection token
     /// when `reconnectable` and the store issues one), then closes.
     void notify_and_close(std::uint16_t code, std::string_view close_reason, std::string_view reason,
@@ -619,38 +538,10 @@ public:
     }
 
 private:
-    struct queued_request {
-        protocol::request_header header;
-        const routing::endpoint* target = nullptr;
-        std::string payload;
-    };
-    /// A channel with a request being handled or waiting. Few at a time
-    /// (at most max_in_flight busy), so a flat vector searched linearly: the
-    /// common case (one request on channel 0, answered inline) allocates
-    /// nothing per message.
-    struct channel_state {
-        std::uint16_t id = 0;
-        bool busy = false;
-        bool in_ready = false;
-        lazy_fifo<queued_request> waiting;
-    };
     struct pending_client_call {
         std::shared_ptr<client_call> call;
         steady::time_point deadline;
     };
-    channel_state* find_channel(std::uint16_t id) noexcept {
-        for (auto& c : channels_)
-            if (c.id == id) return &c;
-        return nullptr;
-    }
-    void erase_channel(std::uint16_t id) noexcept {
-        for (auto& c : channels_)
-            if (c.id == id) {
-                if (&c != &channels_.back()) c = std::move(channels_.back());
-                channels_.pop_back();
-                return;
-            }
-    }
 
     void attach();
     /// `existed`: the session was stored before this connection (a
@@ -662,22 +553,19 @@ private:
     void refresh_answered(std::error_code ec);
     void attach_failed(std::error_code error);
     void send_manifest(std::string_view reason);
-    void reply_error(const protocol::frame_view& frame, protocol::response_code code);
-    void send_text_refusal();
-    void enqueue(const protocol::frame_view& frame, const routing::endpoint* target, steady::time_point now);
-    /// `now`: the dispatch time (the handler timeout counts from it).
-    void invoke(const routing::endpoint* target, const protocol::request_header& header, protocol::bytes_view payload,
-                steady::time_point now);
-    void pump();
-    void finish_channel(std::uint16_t channel);
-    void sweep(steady::time_point now);
+    // --- dispatch_host: what the dispatcher asks of its connection ---
+    bool client_response(const protocol::frame_view& frame) override { return complete_client_call(frame); }
+    void peer_frame(const protocol::frame_view& frame, protocol::bytes_view bytes) override { route_peer(frame, bytes); }
+    void deadline_changed() override { rearm_timer(); }
+    void post_answer(std::shared_ptr<pending_call> call, protocol::response_code code, bool binary,
+                     std::string payload) override;
+    std::weak_ptr<dispatch_host> weak_host() noexcept override { return weak_from_this(); }
+
     void schedule_expiry();
     /// Asks the core for a wake-up at the earliest of this connection's
     /// deadlines, if that is earlier than the one already requested.
     void rearm_timer();
     void send_notification(std::string_view reason, const session::reconnect_token* token);
-    void reply_code(const protocol::request_header& request, protocol::response_code code,
-                    protocol::bytes_view payload = {});
     void flush_held();
     bool complete_client_call(const protocol::frame_view& frame);
     void client_call_timed_out(std::uint64_t message_id);
@@ -691,20 +579,9 @@ private:
     phase phase_ = phase::validating;
     bool closing_ = false;
     bool reconnecting_ = false;
-    std::shared_ptr<const routing::session_info> info_;
-    routing::session_routes routes_;
-    token_bucket message_bucket_;
-
-    std::vector<channel_state> channels_;
-    lazy_fifo<std::uint16_t> ready_;
-    std::size_t in_flight_ = 0;
-    std::size_t queued_ = 0;
-    bool pumping_ = false;
-    lazy_fifo<std::shared_ptr<pending_call>> timed_calls_;
-    /// A pending_call answered inline and owned by nobody else, reused by
-    /// the next request (no allocation per request in the common case).
-    std::shared_ptr<pending_call> spare_call_;
-    std::uint32_t text_sequence_ = 0;
+    /// The request side: frame checks, channels, handler calls, answers.
+    /// Holds the session_info handlers get and the session's routes.
+    dispatcher dispatch_{*this, core_->dispatch};
     bool notifying_ = false;
     /// When the current credential expires (refresh moves it); zero: never.
     /// With the validator's leeway (auth::identity::valid_until): the rule
@@ -712,8 +589,6 @@ private:
     std::optional<std::chrono::system_clock::time_point> token_expiry_;
     /// created_at + the store's max_lifetime; zero: the store does not say.
     std::optional<std::chrono::system_clock::time_point> lifetime_end_;
-    /// The account's bucket shared by its sessions here.
-    std::shared_ptr<account_bucket> account_bucket_;
     /// Liveness: the next touch of the session (zero: none), one at a time.
     steady::time_point next_refresh_{};
     bool refreshing_ = false;
@@ -746,30 +621,6 @@ private:
     protocol::guid peer_guid_{};
     bool has_peer_ = false;
 };
-
-// ---------------------------------------------------------------------------
-// pending_call
-
-inline bool pending_call::complete(protocol::response_code code, bool binary, protocol::bytes_view payload) noexcept {
-    if (answered_.exchange(true, std::memory_order_acq_rel)) return false;
-    if (current_connection == owner_address_ && !owner_.expired()) {
-        // Inside a handler call on the owner's executor, and the owner is
-        // alive (not another connection at a recycled address): no lock.
-        const_cast<connection_state*>(owner_address_)->deliver(*this, code, binary, payload);
-        return true;
-    }
-    auto owner = owner_.lock();
-    if (!owner) return false;
-    try {
-        connection_state::post(owner, [self = shared_from_this(), code, binary,
-                                       data = std::string(payload.as_chars())](connection_state& c) {
-            c.deliver(*self, code, binary, protocol::bytes_view(data));
-        });
-        return true;
-    } catch (...) {
-        return false;
-    }
-}
 
 // ---------------------------------------------------------------------------
 // helpers

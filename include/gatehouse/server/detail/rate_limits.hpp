@@ -1,5 +1,6 @@
 // The gateway's rate limits: a token bucket, the bucket an account's
-// sessions on one node share, and the connect-rate limit per source address.
+// sessions on one node share, the connect-rate limit per source address and
+// the count of open connections per source address (the upgrade gate's).
 #pragma once
 
 #include <algorithm>
@@ -84,6 +85,46 @@ private:
 
     std::mutex mutex_;
     std::unordered_map<std::string, token_bucket> buckets_;
+};
+
+/// Open connections per source address, for max_connections_per_address.
+/// Loopback peers are not counted unless `count_loopback`. Its own mutex,
+/// taken at upgrade and close only.
+class address_connections {
+public:
+    explicit address_connections(bool count_loopback = false) noexcept : count_loopback_(count_loopback) {}
+
+    /// Counts a connection from `address`; false (nothing counted) when it
+    /// has `cap` already.
+    bool admit(std::string_view address, std::size_t cap) {
+        if (!count_loopback_ && is_loopback_address(address)) return true;
+        std::lock_guard<std::mutex> lock(mutex_);
+        auto& count = counts_[std::string(address)];
+        if (count >= cap) {
+            if (count == 0) counts_.erase(std::string(address));
+            return false;
+        }
+        ++count;
+        return true;
+    }
+    /// A connection admitted from `address` closed.
+    void release(const std::string& address) {
+        if (!count_loopback_ && is_loopback_address(address)) return;
+        std::lock_guard<std::mutex> lock(mutex_);
+        const auto it = counts_.find(address);
+        if (it == counts_.end()) return;
+        if (--it->second == 0) counts_.erase(it);
+    }
+    /// Addresses with a connection counted (each forgotten at its last close).
+    std::size_t addresses() const {
+        std::lock_guard<std::mutex> lock(mutex_);
+        return counts_.size();
+    }
+
+private:
+    const bool count_loopback_;
+    mutable std::mutex mutex_;
+    std::unordered_map<std::string, std::size_t> counts_;
 };
 
 }  // namespace gatehouse::server::detail

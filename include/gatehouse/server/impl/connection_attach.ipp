@@ -176,7 +176,7 @@ inline void connection_state::attached(session::session_record record, bool exis
     info->remote_address = std::move(upgrade->remote);
     upgrade.reset();
     info->connection_id = id_;
-    info_ = info;
+    dispatch_.set_session(info);
     attached_info = std::move(info);
 
     std::shared_ptr<connection_state> replaced;
@@ -219,7 +219,7 @@ inline void connection_state::attached(session::session_record record, bool exis
     if (core_->options.peer_routing) {
         peer_guid_ = random_peer_guid();
         has_peer_ = true;
-        core_->add_peer(peer_guid_, shared_from_this());
+        core_->peers.add(peer_guid_, shared_from_this());
     }
     if (replaced)
         connection_state::post(replaced, [](connection_state& old) {
@@ -229,8 +229,10 @@ inline void connection_state::attached(session::session_record record, bool exis
     const auto& o = core_->options;
     // Roles and permissions matter only through the routes built from them:
     // a connection keeps no copy.
-    routes_.rebuild(core_->registry, session_id, o.guid_salt, o.guid_order, record.roles, record.permissions);
+    dispatch_.routes().rebuild(core_->registry, session_id, o.guid_salt, o.guid_order, record.roles,
+                               record.permissions);
     phase_ = phase::ready;
+    dispatch_.open(dispatch_.session());
     // The first refresh is spread over the last quarter of the interval, so
     // that sessions attached together do not refresh together forever.
     {
@@ -258,7 +260,7 @@ inline void connection_state::attached(session::session_record record, bool exis
 
 inline void connection_state::send_manifest(std::string_view reason) {
     if (closing_) return;
-    std::string json = routing::manifest_json(session_id, routes_, reason);
+    std::string json = routing::manifest_json(session_id, dispatch_.routes(), reason);
     if (has_peer_ && json.size() > 1 && json.back() == '}') {
         // Relayed mode (§12.1, §15): the manifest announces this connection's
         // peer GUID. Appended to the serialized object: manifest_json builds
@@ -347,7 +349,7 @@ inline void connection_state::change_permissions(std::vector<std::string> roles,
                                                  const std::string& reason) {
     if (closing_ || phase_ != phase::ready) return;
     const auto& o = core_->options;
-    routes_.rebuild(core_->registry, session_id, o.guid_salt, o.guid_order, roles, permissions);
+    dispatch_.routes().rebuild(core_->registry, session_id, o.guid_salt, o.guid_order, roles, permissions);
     send_manifest(reason);
 
     // Keep the store's copy in step (load-modify-update: update replaces attributes too).

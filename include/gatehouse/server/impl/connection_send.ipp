@@ -28,6 +28,7 @@ inline void connection_state::send_response(protocol::bytes_view bytes, protocol
 inline void connection_state::close_with(std::uint16_t code, std::string_view reason) {
     if (closing_) return;
     closing_ = true;
+    dispatch_.closing();
     server_close_code_ = code;
     if (transport) transport->close(code, reason);
 }
@@ -91,9 +92,9 @@ inline void connection_state::schedule_expiry() {
 inline void connection_state::refreshed(auth::identity fresh) {
     if (closing_ || phase_ != phase::ready) return;
     token_expiry_ = fresh.valid_until();
-    auto info = std::make_shared<routing::session_info>(*info_);
+    auto info = std::make_shared<routing::session_info>(*dispatch_.session());
     info->identity = std::move(fresh);
-    info_ = std::move(info);
+    dispatch_.set_session(std::move(info));
     schedule_expiry();  // never expiring now: the pending check is dropped
 }
 
@@ -107,13 +108,13 @@ inline void connection_state::rearm_timer() {
     if (!closing_) consider(next_ping_);
     consider(expiry_check_);
     if (!closing_ && !refreshing_) consider(next_refresh_);
-    if (!timed_calls_.empty()) consider(timed_calls_.front()->deadline());
+    consider(dispatch_.next_deadline());
     if (client_calls_)
         for (const auto& entry : *client_calls_) consider(entry.second.deadline);
     if (earliest == steady::time_point{}) return;  // a wake-up already requested is harmless
     if (wake_ != steady::time_point{} && wake_ <= earliest) return;
     wake_ = earliest;
-    core_->schedule_wake(*this, earliest);
+    core_->wakes->schedule(*this, earliest);
 }
 
 inline void connection_state::on_timer() {
@@ -145,7 +146,8 @@ inline void connection_state::on_timer() {
         }
     }
     if (next_refresh_ != steady::time_point{} && next_refresh_ <= now && !closing_ && !refreshing_) refresh();
-    if (!timed_calls_.empty() && timed_calls_.front()->deadline() <= now) sweep(now);
+    const auto call_deadline = dispatch_.next_deadline();
+    if (call_deadline != steady::time_point{} && call_deadline <= now) dispatch_.sweep(now);
     if (!no_client_calls()) {
         std::vector<std::uint64_t> due;
         for (const auto& entry : *client_calls_)
@@ -231,17 +233,11 @@ inline void connection_state::on_closed() {
     closing_ = true;
     phase_ = phase::closed;
     upgrade.reset();
-    if (has_peer_) core_->remove_peer(peer_guid_, this);
+    if (has_peer_) core_->peers.remove(peer_guid_, this);
     fail_client_calls(core_->stopping.load(std::memory_order_acquire) ? server_errc::not_running
                                                                       : server_errc::client_call_disconnected);
-    channels_.clear();
-    channels_.shrink_to_fit();
-    ready_.clear();
-    timed_calls_.clear();
-    spare_call_.reset();
-    in_flight_ = 0;
-    queued_ = 0;
-    core_->cancel_wake(*this);
+    dispatch_.stop();
+    core_->wakes->cancel(*this);
 }
 
 }  // namespace gatehouse::server::detail

@@ -13,7 +13,7 @@
 #include <gatehouse/server/impl/gateway_cluster.ipp>
 #include <gatehouse/server/impl/connection_attach.ipp>
 #include <gatehouse/server/impl/connection_send.ipp>
-#include <gatehouse/server/impl/dispatcher.ipp>
+#include <gatehouse/server/impl/connection_calls.ipp>
 #include <gatehouse/server/impl/gateway_metrics.ipp>
 
 namespace gatehouse::server {
@@ -201,15 +201,9 @@ GATEHOUSE_DECL gateway::~gateway() {
         core_->parked_bytes = 0;
         core_->parked_events = 0;
     }
-    std::shared_ptr<transport_connection> driver;
-    {
-        // Released outside the lock: the transport may hold the last
-        // reference to a connection, whose destructor takes the lock.
-        std::lock_guard<std::mutex> lock(core_->timers_mutex);
-        driver = std::move(core_->timer_driver);
-    }
-    driver.reset();
-    std::lock_guard<std::mutex> lock(core_->peers_mutex);
+    // Released outside the scheduler's lock: the transport may hold the last
+    // reference to a connection, whose destructor takes the lock.
+    core_->wakes->release_driver().reset();
     core_->peers.clear();
 }
 

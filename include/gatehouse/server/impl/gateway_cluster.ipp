@@ -63,16 +63,9 @@ inline void gateway_core::retry_delivery(const std::string& session_id, std::sha
         if (auto core = weak.lock()) core->route_to_session(session_id, std::move(frame), attempt + 1);
     };
     const std::uint32_t delay = 10u << attempt;
-    std::shared_ptr<transport_connection> driver;
-    {
-        std::lock_guard<std::mutex> lock(timers_mutex);
-        if (defer_after) return defer_after(delay, std::move(again));
-        driver = timer_driver;
-    }
-    if (driver) return driver->post_after(delay, std::move(again));
-    // Another transport, and no connection ever armed a timer on this node:
-    // the store's and the bus's round trips pace the rounds instead.
-    again();
+    // With another transport, and no connection that ever armed a timer on
+    // this node, the store's and the bus's round trips pace the rounds.
+    wakes->run_after(delay, std::move(again));
 }
 
 inline void gateway_core::push_unrouted(const std::string& session_id, std::shared_ptr<const std::string> frame,

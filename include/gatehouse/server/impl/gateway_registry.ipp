@@ -275,24 +275,6 @@ inline void gateway_core::reroute_event(const std::string& session_id, const con
     });
 }
 
-inline void gateway_core::add_peer(const protocol::guid& peer, const std::shared_ptr<connection_state>& connection) {
-    std::lock_guard<std::mutex> lock(peers_mutex);
-    peers[peer] = connection;
-}
-
-inline void gateway_core::remove_peer(const protocol::guid& peer, const connection_state* connection) {
-    std::lock_guard<std::mutex> lock(peers_mutex);
-    const auto it = peers.find(peer);
-    if (it == peers.end()) return;
-    const auto current = it->second.lock();
-    if (!current || current.get() == connection) peers.erase(it);
-}
-
-inline std::shared_ptr<connection_state> gateway_core::find_peer(const protocol::guid& peer) const {
-    std::lock_guard<std::mutex> lock(peers_mutex);
-    const auto it = peers.find(peer);
-    return it == peers.end() ? nullptr : it->second.lock();
-}
 
 inline std::shared_ptr<connection_state> gateway_core::find_session(std::string_view session_id) const {
     std::lock_guard<std::mutex> lock(registry_mutex);
@@ -368,51 +350,6 @@ std::size_t gateway_core::kick(Predicate matches, kick_kind kind,
     return targets.size();
 }
 
-// ---------------------------------------------------------------------------
-// gateway_core: timers
-
-inline void gateway_core::schedule_wake(connection_state& c, steady::time_point at) {
-    std::lock_guard<std::mutex> lock(timers_mutex);
-    timers.schedule(c.timer_hook, at);
-    if (!timer_driver) timer_driver = c.transport;
-    arm_driver_locked(steady::now());
-}
-
-inline void gateway_core::cancel_wake(connection_state& c) noexcept {
-    std::lock_guard<std::mutex> lock(timers_mutex);
-    timers.cancel(c.timer_hook);
-    if (timers.empty()) timers.shrink_if_sparse();
-}
-
-inline void gateway_core::arm_driver_locked(steady::time_point now) {
-    if (timers.empty() || !timer_driver) return;
-    const auto due = timers.next_due();
-    if (timer_armed != steady::time_point{} && timer_armed <= due) return;
-    timer_armed = due;
-    // Rounded up to whole milliseconds (post_after's unit): never early.
-    const auto left = std::chrono::ceil<std::chrono::milliseconds>(due - now).count();
-    const auto delay = static_cast<std::uint32_t>(std::clamp<std::int64_t>(left, 0, 24LL * 3600 * 1000));
-    std::weak_ptr<gateway_core> weak = weak_from_this();
-    timer_driver->post_after(delay, [weak, due] {
-        if (auto core = weak.lock()) core->timer_tick(due);
-    });
-}
-
-inline void gateway_core::timer_tick(steady::time_point tick) {
-    std::vector<std::shared_ptr<connection_state>> due;
-    {
-        std::lock_guard<std::mutex> lock(timers_mutex);
-        if (timer_armed == tick) timer_armed = {};
-        const auto now = steady::now();
-        while (auto* c = timers.pop_due(now)) {
-            // Null when the connection is being destroyed (its destructor
-            // waits for this lock to disarm a hook that is gone already).
-            if (auto alive = c->weak_from_this().lock()) due.push_back(std::move(alive));
-        }
-        arm_driver_locked(now);
-    }
-    for (const auto& c : due) connection_state::post(c, [](connection_state& s) { s.on_timer(); });
-}
 
 /// Posts `event` to the live targets (outside the registry lock).
 inline void post_event(const std::vector<std::shared_ptr<connection_state>>& live, const queued_event& event) {

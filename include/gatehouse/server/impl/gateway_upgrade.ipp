@@ -99,7 +99,7 @@ inline upgrade_decision gateway_core::on_upgrade(const upgrade_request& request)
         connections.fetch_sub(1, std::memory_order_acq_rel);
         return refuse(upgrade_result::over_capacity, "Server at capacity");
     }
-    if (!admit_address(request.remote_address())) {
+    if (!addresses.admit(request.remote_address(), options.max_connections_per_address)) {
         connections.fetch_sub(1, std::memory_order_acq_rel);
         return refuse(upgrade_result::address_limit, "Too many connections from this address");
     }
@@ -145,7 +145,7 @@ inline void gateway_core::on_close(const std::shared_ptr<transport_connection>& 
                       !stopping.load(std::memory_order_acquire);
     if (connection->address_counted) {
         connection->address_counted = false;
-        release_address(connection->remote_address());
+        addresses.release(connection->remote_address());
     }
     const auto ending = connection->ending(code);
     connection->on_closed();
@@ -159,26 +159,6 @@ inline void gateway_core::on_close(const std::shared_ptr<transport_connection>& 
     }
     unregister(*connection, park, connection->take_held(), ending);
     connections.fetch_sub(1, std::memory_order_acq_rel);
-}
-
-inline bool gateway_core::admit_address(std::string_view address) {
-    if (!options.limit_loopback_addresses && is_loopback_address(address)) return true;
-    std::lock_guard<std::mutex> lock(addresses_mutex);
-    auto& count = address_connections[std::string(address)];
-    if (count >= options.max_connections_per_address) {
-        if (count == 0) address_connections.erase(std::string(address));
-        return false;
-    }
-    ++count;
-    return true;
-}
-
-inline void gateway_core::release_address(const std::string& address) {
-    if (!options.limit_loopback_addresses && is_loopback_address(address)) return;
-    std::lock_guard<std::mutex> lock(addresses_mutex);
-    const auto it = address_connections.find(address);
-    if (it == address_connections.end()) return;
-    if (--it->second == 0) address_connections.erase(it);
 }
 
 inline void gateway_core::refresh_failed(const std::error_code& ec) {

@@ -332,7 +332,7 @@ public:
         std::is_same<typename Config::transport_config::socket_type, websocketpp::transport::asio::tls_socket::endpoint>::value;
 
     explicit websocket_transport(std::shared_ptr<gateway_core> core) : core_(std::move(core)) {
-        core_->set_deferral([this](std::uint32_t delay_ms, std::function<void()> fn) {
+        core_->wakes->set_deferral([this](std::uint32_t delay_ms, std::function<void()> fn) {
             auto timer = std::make_shared<asio::steady_timer>(io_, std::chrono::milliseconds(delay_ms));
             timer->async_wait([timer, fn = std::move(fn)](const std::error_code& ec) {
                 if (!ec) fn();
@@ -341,7 +341,7 @@ public:
     }
 
     ~websocket_transport() override {
-        core_->set_deferral(nullptr);
+        core_->wakes->set_deferral(nullptr);
         // Connections still open hold the gateway's state and it holds them:
         // break the cycles (the I/O threads have stopped by now).
         std::lock_guard<std::mutex> lock(live_mutex_);
