@@ -88,6 +88,40 @@ struct parked_session {
     bool store_park_pending = false;
 };
 
+/// The session registry's state: live sessions, accounts, groups, open
+/// connections, parked sessions and their totals. Reachable only through a
+/// registry_lock (gateway_core::lock_registry()), that is with the
+/// registry's mutex held: "which lock guards this" is a type, not a comment.
+/// Parked sessions are under the same lock as live ones, so that a push
+/// reaches both in one order.
+struct registry_state {
+    std::unordered_map<std::string, std::shared_ptr<connection_state>> sessions;
+    /// Account -> its sessions here (live or parked) and their bucket.
+    std::unordered_map<std::string, account_entry> accounts;
+    std::unordered_map<std::string, std::unordered_set<std::string>> groups;
+    std::unordered_map<std::string, std::unordered_set<std::string>> session_groups;
+    std::unordered_map<std::uint64_t, std::weak_ptr<connection_state>> open_connections;
+    std::unordered_map<std::string, parked_session> parked;
+    std::size_t parked_bytes = 0;  ///< queued for all parked sessions
+    std::size_t parked_events = 0;
+    std::uint64_t push_sequence = 0;
+    auth::revocation_subscription revocation_watch;
+};
+
+/// The registry's mutex, held: the only way to registry_state. Functions
+/// that must run under it (the `_locked` ones) take one.
+class registry_lock {
+public:
+    registry_state* operator->() const noexcept { return state_; }
+    registry_state& operator*() const noexcept { return *state_; }
+
+private:
+    friend class gateway_core;
+    registry_lock(std::mutex& mutex, registry_state& state) : lock_(mutex), state_(&state) {}
+    std::unique_lock<std::mutex> lock_;
+    registry_state* state_;
+};
+
 /// The host's side of one server-to-client request. Completed exactly once:
 /// the destructor reports not_running when nothing else did (the transport
 /// dropped the posted work, or the connection state died with it pending).
@@ -235,36 +269,37 @@ public:
     std::atomic<std::int64_t> refresh_failure_logged{0};
     void refresh_failed(const std::error_code& ec);
 
-    // --- sessions (registry lock) ---
+    // --- sessions: the `_locked` functions take the registry lock as proof ---
     std::shared_ptr<connection_state> find_session(std::string_view session_id) const;
     std::size_t account_sessions(const std::string& account_id, const std::string& except_session) const;
-    /// Live (not parked) sessions of an account. Registry lock held.
-    std::size_t live_account_sessions_locked(const std::string& account_id, const std::string& except) const;
+    /// Live (not parked) sessions of an account.
+    std::size_t live_account_sessions_locked(const registry_lock& reg, const std::string& account_id,
+                                             const std::string& except) const;
 
-    /// A pushed event with the next sequence number. Registry lock held, so
-    /// that parked queues and live connections see one push order.
-    queued_event next_event_locked(std::shared_ptr<const std::string> frame) {
-        return queued_event{++push_sequence, steady::now(), std::move(frame), false};
+    /// A pushed event with the next sequence number: under the registry
+    /// lock, so that parked queues and live connections see one push order.
+    static queued_event next_event_locked(const registry_lock& reg, std::shared_ptr<const std::string> frame) {
+        return queued_event{++reg->push_sequence, steady::now(), std::move(frame), false};
     }
     /// Adds the live connection of `session_id` to `live`, or queues `event`
     /// when the session is parked; returns 1 for either, 0 when unknown.
-    /// Registry lock held.
-    std::size_t target_locked(const std::string& session_id, const queued_event& event,
+    std::size_t target_locked(const registry_lock& reg, const std::string& session_id, const queued_event& event,
                               std::vector<std::shared_ptr<connection_state>>& live);
     /// An event a connection could not send (it closed): to the session's
     /// parked queue or its live successor, else dropped.
     void reroute_event(const std::string& session_id, const connection_state* from, queued_event event);
-    /// Queues `event` for a parked session. Registry lock held.
-    void queue_parked_locked(parked_session& parked, queued_event event, steady::time_point now);
-    /// Drops events older than reconnect_queue_max_age. Registry lock held.
-    void prune_parked_locked(parked_session& parked, steady::time_point now);
+    /// Queues `event` for a parked session.
+    void queue_parked_locked(const registry_lock& reg, parked_session& parked, queued_event event,
+                             steady::time_point now);
+    /// Drops events older than reconnect_queue_max_age.
+    void prune_parked_locked(const registry_lock& reg, parked_session& parked, steady::time_point now);
     /// Forgets a parked session: its queue, groups and account; reports
-    /// closed (`reason`), or moved. Registry lock held.
-    void forget_parked_locked(std::unordered_map<std::string, parked_session>::iterator it, session_end_reason reason,
-                              bool moved = false);
-    void forget_session_locked(const std::string& session_id, const std::string& account_id);
+    /// closed (`reason`), or moved.
+    void forget_parked_locked(const registry_lock& reg, std::unordered_map<std::string, parked_session>::iterator it,
+                              session_end_reason reason, bool moved = false);
+    void forget_session_locked(const registry_lock& reg, const std::string& session_id, const std::string& account_id);
     /// Arms the parked session's timer for `wake`, if earlier than the armed one.
-    void arm_parked_locked(parked_session& parked, steady::time_point wake);
+    void arm_parked_locked(const registry_lock& reg, parked_session& parked, steady::time_point wake);
     void parked_timer(const std::string& session_id, steady::time_point wake);
 
     /// Posts a close to every open connection (shutdown).
@@ -278,9 +313,6 @@ public:
     std::size_t kick(Predicate matches, kick_kind kind = kick_kind::revoked,
                      std::vector<std::shared_ptr<const std::string>>* handed_over = nullptr);
 
-
-    /// Guarded by registry_mutex.
-    auth::revocation_subscription revocation_watch;
 
     const gateway_options options;
     /// options.metrics, or null: checked once per event.
@@ -387,20 +419,14 @@ public:
     std::size_t push_local_group(const std::string& group, std::shared_ptr<const std::string> frame);
     std::size_t push_local_all(std::shared_ptr<const std::string> frame);
 
-    mutable std::mutex registry_mutex;
-    std::unordered_map<std::string, std::shared_ptr<connection_state>> sessions;
-    /// Account -> its sessions here (live or parked) and their bucket.
-    std::unordered_map<std::string, account_entry> accounts;
-    std::unordered_map<std::string, std::unordered_set<std::string>> groups;
-    std::unordered_map<std::string, std::unordered_set<std::string>> session_groups;
-    std::unordered_map<std::uint64_t, std::weak_ptr<connection_state>> open_connections;
-    std::unordered_map<std::string, parked_session> parked;
-    std::size_t parked_bytes = 0;   ///< queued for all parked sessions
-    std::size_t parked_events = 0;
-    std::uint64_t push_sequence = 0;
+    /// The registry's mutex, and with it its state. Never held across a
+    /// call out (the store, the bus's completions, the host's handlers).
+    registry_lock lock_registry() const { return registry_lock(registry_mutex_, registry_state_); }
 
 private:
     connect_rate_limiter connect_limiter_;
+    mutable std::mutex registry_mutex_;
+    mutable registry_state registry_state_;
 };
 
 /// Everything the gateway knows about one connection. All members are used

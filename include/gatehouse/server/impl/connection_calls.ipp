@@ -140,9 +140,9 @@ inline void connection_state::route_peer(const protocol::frame_view& frame, prot
         }
         std::vector<std::shared_ptr<connection_state>> targets;
         {
-            std::lock_guard<std::mutex> lock(core->registry_mutex);
-            targets.reserve(core->sessions.size());
-            for (const auto& entry : core->sessions)
+            const auto reg = core->lock_registry();
+            targets.reserve(reg->sessions.size());
+            for (const auto& entry : reg->sessions)
                 if (entry.second.get() != this) targets.push_back(entry.second);
         }
         for (const auto& target : targets)

@@ -184,22 +184,22 @@ GATEHOUSE_DECL gateway::~gateway() {
     if (core_->observer_events) core_->observer_events->shutdown();
     auth::revocation_subscription watch;
     {
-        std::lock_guard<std::mutex> lock(core_->registry_mutex);
-        std::swap(watch, core_->revocation_watch);
+        const auto reg = core_->lock_registry();
+        std::swap(watch, reg->revocation_watch);
     }
     watch.reset();
     // Connections hold the core; the registry holds connections. Break the
     // cycle for connections a transport never closed.
     {
-        std::lock_guard<std::mutex> lock(core_->registry_mutex);
-        core_->sessions.clear();
-        core_->accounts.clear();
-        core_->groups.clear();
-        core_->session_groups.clear();
-        core_->open_connections.clear();
-        core_->parked.clear();
-        core_->parked_bytes = 0;
-        core_->parked_events = 0;
+        const auto reg = core_->lock_registry();
+        reg->sessions.clear();
+        reg->accounts.clear();
+        reg->groups.clear();
+        reg->session_groups.clear();
+        reg->open_connections.clear();
+        reg->parked.clear();
+        reg->parked_bytes = 0;
+        reg->parked_events = 0;
     }
     // Released outside the scheduler's lock: the transport may hold the last
     // reference to a connection, whose destructor takes the lock.
@@ -252,11 +252,11 @@ GATEHOUSE_DECL void gateway::stop() {
     core_->stopping.store(true, std::memory_order_release);
     {
         // Nobody can come back to this node any more.
-        std::lock_guard<std::mutex> lock(core_->registry_mutex);
-        while (!core_->parked.empty()) {
-            const auto it = core_->parked.begin();
+        const auto reg = core_->lock_registry();
+        while (!reg->parked.empty()) {
+            const auto it = reg->parked.begin();
             core_->queued_events_dropped.fetch_add(it->second.queue.size(), std::memory_order_relaxed);
-            core_->forget_parked_locked(it, session_end_reason::node_stopping);
+            core_->forget_parked_locked(reg, it, session_end_reason::node_stopping);
         }
     }
     if (network_)
@@ -323,65 +323,65 @@ GATEHOUSE_DECL std::size_t gateway::push_to_all(std::string_view event_name, con
 
 GATEHOUSE_DECL std::error_code gateway::join_group(std::string_view session_id, std::string_view group) {
     if (!detail::valid_group_name(group)) return server_errc::invalid_group_name;
-    std::lock_guard<std::mutex> lock(core_->registry_mutex);
+    const auto reg = core_->lock_registry();
     const std::string sid(session_id);
-    if (core_->sessions.count(sid) == 0 && core_->parked.count(sid) == 0) return server_errc::session_not_found;
+    if (reg->sessions.count(sid) == 0 && reg->parked.count(sid) == 0) return server_errc::session_not_found;
     const std::string name(group);
-    auto& members = core_->groups[name];
+    auto& members = reg->groups[name];
     if (members.empty()) core_->bus_interest(cluster::interest_kind::group, name, true);
     members.insert(sid);
-    core_->session_groups[sid].insert(name);
+    reg->session_groups[sid].insert(name);
     return {};
 }
 
 GATEHOUSE_DECL std::error_code gateway::leave_group(std::string_view session_id, std::string_view group) {
     if (!detail::valid_group_name(group)) return server_errc::invalid_group_name;
-    std::lock_guard<std::mutex> lock(core_->registry_mutex);
+    const auto reg = core_->lock_registry();
     const std::string sid(session_id);
-    if (core_->sessions.count(sid) == 0 && core_->parked.count(sid) == 0) return server_errc::session_not_found;
+    if (reg->sessions.count(sid) == 0 && reg->parked.count(sid) == 0) return server_errc::session_not_found;
     const std::string name(group);
-    const auto it = core_->groups.find(name);
-    if (it != core_->groups.end()) {
+    const auto it = reg->groups.find(name);
+    if (it != reg->groups.end()) {
         it->second.erase(sid);
         if (it->second.empty()) {
-            core_->groups.erase(it);
+            reg->groups.erase(it);
             core_->bus_interest(cluster::interest_kind::group, name, false);
         }
     }
-    const auto memberships = core_->session_groups.find(sid);
-    if (memberships != core_->session_groups.end()) {
+    const auto memberships = reg->session_groups.find(sid);
+    if (memberships != reg->session_groups.end()) {
         memberships->second.erase(name);
-        if (memberships->second.empty()) core_->session_groups.erase(memberships);
+        if (memberships->second.empty()) reg->session_groups.erase(memberships);
     }
     return {};
 }
 
 GATEHOUSE_DECL std::vector<std::string> gateway::group_members(std::string_view group) const {
-    std::lock_guard<std::mutex> lock(core_->registry_mutex);
-    const auto it = core_->groups.find(std::string(group));
-    if (it == core_->groups.end()) return {};
+    const auto reg = core_->lock_registry();
+    const auto it = reg->groups.find(std::string(group));
+    if (it == reg->groups.end()) return {};
     std::vector<std::string> members(it->second.begin(), it->second.end());
     std::sort(members.begin(), members.end());
     return members;
 }
 
 namespace detail {
-/// This node's sessions of `account_id`, at most `limit`. Registry lock held.
-inline void local_presence_locked(const gateway_core& core, const std::string& account_id, std::size_t limit,
+/// This node's sessions of `account_id`, at most `limit`.
+inline void local_presence_locked(const registry_lock& reg, const gateway_core& core, const std::string& account_id, std::size_t limit,
                                   std::vector<session_presence>& out) {
-    const auto it = core.accounts.find(account_id);
-    if (it == core.accounts.end()) return;
+    const auto it = reg->accounts.find(account_id);
+    if (it == reg->accounts.end()) return;
     for (const auto& sid : it->second.sessions) {
         if (out.size() >= limit) return;
         session_presence p;
         p.session_id = sid;
         p.account_id = account_id;
         p.node_id = core.queue_node;
-        const auto live = core.sessions.find(sid);
-        if (live != core.sessions.end()) {
+        const auto live = reg->sessions.find(sid);
+        if (live != reg->sessions.end()) {
             p.where = session_presence::state::connected;
             p.remote_address = live->second->attached_info->remote_address;
-        } else if (core.parked.count(sid) != 0) {
+        } else if (reg->parked.count(sid) != 0) {
             p.where = session_presence::state::parked;
         } else {
             continue;
@@ -399,24 +399,24 @@ GATEHOUSE_DECL std::vector<session_presence> gateway::local_sessions(std::string
                                                                      std::size_t limit) const {
     std::vector<session_presence> out;
     if (!detail::valid_presence_limit(core_->options, limit)) return out;
-    std::lock_guard<std::mutex> lock(core_->registry_mutex);
-    detail::local_presence_locked(*core_, std::string(account_id), limit, out);
+    const auto reg = core_->lock_registry();
+    detail::local_presence_locked(reg, *core_, std::string(account_id), limit, out);
     return out;
 }
 
 GATEHOUSE_DECL std::optional<session_presence> gateway::local_session(std::string_view session_id) const {
-    std::lock_guard<std::mutex> lock(core_->registry_mutex);
+    const auto reg = core_->lock_registry();
     const std::string sid(session_id);
     session_presence p;
     p.session_id = sid;
     p.node_id = core_->queue_node;
-    if (const auto live = core_->sessions.find(sid); live != core_->sessions.end()) {
+    if (const auto live = reg->sessions.find(sid); live != reg->sessions.end()) {
         p.account_id = live->second->account_id;
         p.remote_address = live->second->attached_info->remote_address;
         p.where = session_presence::state::connected;
         return p;
     }
-    if (const auto waiting = core_->parked.find(sid); waiting != core_->parked.end()) {
+    if (const auto waiting = reg->parked.find(sid); waiting != reg->parked.end()) {
         p.account_id = waiting->second.account_id;
         p.where = session_presence::state::parked;
         return p;
@@ -425,14 +425,14 @@ GATEHOUSE_DECL std::optional<session_presence> gateway::local_session(std::strin
 }
 
 GATEHOUSE_DECL bool gateway::online_here(std::string_view account_id) const {
-    std::lock_guard<std::mutex> lock(core_->registry_mutex);
-    return core_->accounts.count(std::string(account_id)) != 0;
+    const auto reg = core_->lock_registry();
+    return reg->accounts.count(std::string(account_id)) != 0;
 }
 
 GATEHOUSE_DECL std::size_t gateway::group_size(std::string_view group) const {
-    std::lock_guard<std::mutex> lock(core_->registry_mutex);
-    const auto it = core_->groups.find(std::string(group));
-    return it == core_->groups.end() ? 0 : it->second.size();
+    const auto reg = core_->lock_registry();
+    const auto it = reg->groups.find(std::string(group));
+    return it == reg->groups.end() ? 0 : it->second.size();
 }
 
 GATEHOUSE_DECL void gateway::account_presence(std::string_view account_id, presence_handler done, std::size_t limit) {
@@ -444,8 +444,8 @@ GATEHOUSE_DECL void gateway::account_presence(std::string_view account_id, prese
     const std::string account(account_id);
     auto found = std::make_shared<std::vector<session_presence>>();
     {
-        std::lock_guard<std::mutex> lock(core_->registry_mutex);
-        detail::local_presence_locked(*core_, account, limit, *found);
+        const auto reg = core_->lock_registry();
+        detail::local_presence_locked(reg, *core_, account, limit, *found);
     }
     if (!core_->bus || found->size() >= limit) {
         done({}, std::move(*found));
@@ -521,8 +521,8 @@ GATEHOUSE_DECL std::error_code gateway::set_permissions(std::string_view session
                                                         std::vector<std::string> permissions, std::string_view reason) {
     auto target = core_->find_session(session_id);
     if (!target) {
-        std::lock_guard<std::mutex> lock(core_->registry_mutex);
-        return core_->parked.count(std::string(session_id)) ? server_errc::session_parked
+        const auto reg = core_->lock_registry();
+        return reg->parked.count(std::string(session_id)) ? server_errc::session_parked
                                                             : server_errc::session_not_found;
     }
     detail::connection_state::post(target, [roles = std::move(roles), permissions = std::move(permissions),
@@ -536,11 +536,11 @@ GATEHOUSE_DECL std::error_code gateway::disconnect(std::string_view session_id, 
                                                    std::string_view reason) {
     auto target = core_->find_session(session_id);
     if (!target) {
-        std::lock_guard<std::mutex> lock(core_->registry_mutex);
-        const auto it = core_->parked.find(std::string(session_id));
-        if (it == core_->parked.end()) return server_errc::session_not_found;
+        const auto reg = core_->lock_registry();
+        const auto it = reg->parked.find(std::string(session_id));
+        if (it == reg->parked.end()) return server_errc::session_not_found;
         core_->queued_events_dropped.fetch_add(it->second.queue.size(), std::memory_order_relaxed);
-        core_->forget_parked_locked(it, session_end_reason::kicked);
+        core_->forget_parked_locked(reg, it, session_end_reason::kicked);
         return {};
     }
     detail::connection_state::post(target, [code, why = std::string(reason.substr(0, 123))](
@@ -556,11 +556,11 @@ GATEHOUSE_DECL std::error_code gateway::call_client(std::string_view session_id,
     if (core_->stopping.load(std::memory_order_acquire)) return server_errc::not_running;
     std::shared_ptr<detail::connection_state> target;
     {
-        std::lock_guard<std::mutex> lock(core_->registry_mutex);
+        const auto reg = core_->lock_registry();
         const std::string sid(session_id);
-        const auto it = core_->sessions.find(sid);
-        if (it == core_->sessions.end())
-            return core_->parked.count(sid) ? server_errc::session_parked : server_errc::session_not_found;
+        const auto it = reg->sessions.find(sid);
+        if (it == reg->sessions.end())
+            return reg->parked.count(sid) ? server_errc::session_parked : server_errc::session_not_found;
         target = it->second;
     }
     auto call = std::make_shared<detail::client_call>(std::move(done));
@@ -615,8 +615,8 @@ GATEHOUSE_DECL void gateway::watch_revocations(std::shared_ptr<auth::revocation_
     // The old subscription ends outside the lock: ending it waits for a
     // running listener, which takes the lock.
     {
-        std::lock_guard<std::mutex> lock(core_->registry_mutex);
-        std::swap(core_->revocation_watch, subscription);
+        const auto reg = core_->lock_registry();
+        std::swap(reg->revocation_watch, subscription);
     }
     subscription.reset();
 }

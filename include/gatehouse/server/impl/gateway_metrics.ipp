@@ -13,10 +13,10 @@ inline gateway_stats gateway_core::snapshot() const {
     s.connections = connections.load(std::memory_order_acquire);
     s.client_calls_pending = client_calls_pending.load(std::memory_order_relaxed);
     {
-        std::lock_guard<std::mutex> lock(registry_mutex);
-        s.sessions = sessions.size();
-        s.parked_sessions = parked.size();
-        s.queued_events = parked_events;
+        const auto reg = lock_registry();
+        s.sessions = reg->sessions.size();
+        s.parked_sessions = reg->parked.size();
+        s.queued_events = reg->parked_events;
     }
 #define GATEHOUSE_DETAIL_COUNTER_LOAD(field, exposed, help) s.field = field.load(std::memory_order_relaxed);
     GATEHOUSE_GATEWAY_COUNTERS(GATEHOUSE_DETAIL_COUNTER_LOAD)

@@ -98,15 +98,15 @@ inline void gateway_core::park_for(const std::string& session_id, const std::str
 
 inline void gateway_core::taken_after_close(const std::string& session_id, std::vector<std::string> taken) {
     {
-        std::lock_guard<std::mutex> lock(registry_mutex);
-        const auto it = parked.find(session_id);
-        if (it != parked.end() && it->second.store_park_pending) {
+        const auto reg = lock_registry();
+        const auto it = reg->parked.find(session_id);
+        if (it != reg->parked.end() && it->second.store_park_pending) {
             auto& entry = it->second;
             entry.store_park_pending = false;
             while (!entry.queue.empty()) {
                 const auto event = entry.queue.pop_front();
-                parked_bytes -= event.frame->size();
-                --parked_events;
+                reg->parked_bytes -= event.frame->size();
+                --reg->parked_events;
                 taken.emplace_back(*event.frame);
             }
             store_park(session_id, std::move(taken));
@@ -125,14 +125,14 @@ inline void gateway_core::taken_after_close(const std::string& session_id, std::
     }
 }
 
-inline void gateway_core::prune_parked_locked(parked_session& entry, steady::time_point now) {
+inline void gateway_core::prune_parked_locked(const registry_lock& reg, parked_session& entry, steady::time_point now) {
     const auto cutoff = now - options.reconnect_queue_max_age;
     std::size_t dropped = 0;
     while (!entry.queue.empty() && entry.queue.front().pushed_at < cutoff) {
         const auto size = entry.queue.front().frame->size();
         entry.queue.pop_front();
-        parked_bytes -= size;
-        --parked_events;
+        reg->parked_bytes -= size;
+        --reg->parked_events;
         ++dropped;
     }
     if (dropped) {
@@ -141,12 +141,12 @@ inline void gateway_core::prune_parked_locked(parked_session& entry, steady::tim
     }
 }
 
-inline void gateway_core::queue_parked_locked(parked_session& entry, queued_event event, steady::time_point now) {
+inline void gateway_core::queue_parked_locked(const registry_lock& reg, parked_session& entry, queued_event event, steady::time_point now) {
     if (queue_store && !entry.store_park_pending) {
         store_append(entry.session_id, std::move(event.frame));
         return;
     }
-    prune_parked_locked(entry, now);
+    prune_parked_locked(reg, entry, now);
     const auto size = event.frame->size();
     const auto drop = [&](std::size_t n) {
         if (entry.dropped == 0)
@@ -165,26 +165,26 @@ inline void gateway_core::queue_parked_locked(parked_session& entry, queued_even
                                     entry.queue.size() >= options.reconnect_queue_max_events)) {
         const auto old = entry.queue.front().frame->size();
         entry.queue.pop_front();
-        parked_bytes -= old;
-        --parked_events;
+        reg->parked_bytes -= old;
+        --reg->parked_events;
         ++evicted;
     }
     if (evicted) drop(evicted);
-    if (parked_bytes + size > options.reconnect_queue_total_bytes) {
+    if (reg->parked_bytes + size > options.reconnect_queue_total_bytes) {
         drop(1);
         return;
     }
     const bool was_empty = entry.queue.empty();
     event.replayed = true;
     entry.queue.insert(std::move(event));
-    parked_bytes += size;
-    ++parked_events;
+    reg->parked_bytes += size;
+    ++reg->parked_events;
     // Aged-out events are freed by a timer too, not only when touched.
-    if (was_empty) arm_parked_locked(entry, std::min(entry.until, entry.queue.front().pushed_at +
+    if (was_empty) arm_parked_locked(reg, entry, std::min(entry.until, entry.queue.front().pushed_at +
                                                                    options.reconnect_queue_max_age));
 }
 
-inline void gateway_core::arm_parked_locked(parked_session& entry, steady::time_point wake) {
+inline void gateway_core::arm_parked_locked(const registry_lock&, parked_session& entry, steady::time_point wake) {
     if (entry.next_wake != steady::time_point{} && entry.next_wake <= wake) return;
     entry.next_wake = wake;
     if (!entry.timers) return;
@@ -198,10 +198,10 @@ inline void gateway_core::arm_parked_locked(parked_session& entry, steady::time_
 }
 
 inline void gateway_core::parked_timer(const std::string& session_id, steady::time_point wake) {
-    std::lock_guard<std::mutex> lock(registry_mutex);
-    const auto it = parked.find(session_id);
+    const auto reg = lock_registry();
+    const auto it = reg->parked.find(session_id);
     // Another timer took over, or the session is gone or back.
-    if (it == parked.end() || it->second.next_wake != wake) return;
+    if (it == reg->parked.end() || it->second.next_wake != wake) return;
     auto& entry = it->second;
     entry.next_wake = {};
     const auto now = steady::now();
@@ -211,28 +211,28 @@ inline void gateway_core::parked_timer(const std::string& session_id, steady::ti
         queued_events_dropped.fetch_add(left, std::memory_order_relaxed);
         log(log_level::debug, "parked session expired without reconnection; " +
                                   std::to_string(entry.dropped + left) + " events dropped");
-        forget_parked_locked(it, session_end_reason::reconnect_window_elapsed);
+        forget_parked_locked(reg, it, session_end_reason::reconnect_window_elapsed);
         return;
     }
-    prune_parked_locked(entry, now);
-    arm_parked_locked(entry, entry.queue.empty() ? entry.until
+    prune_parked_locked(reg, entry, now);
+    arm_parked_locked(reg, entry, entry.queue.empty() ? entry.until
                                                  : std::min(entry.until, entry.queue.front().pushed_at +
                                                                              options.reconnect_queue_max_age));
 }
 
-inline void gateway_core::forget_parked_locked(std::unordered_map<std::string, parked_session>::iterator it,
+inline void gateway_core::forget_parked_locked(const registry_lock& reg, std::unordered_map<std::string, parked_session>::iterator it,
                                                session_end_reason reason, bool moved) {
-    parked_bytes -= it->second.queue.bytes();
-    parked_events -= it->second.queue.size();
+    reg->parked_bytes -= it->second.queue.bytes();
+    reg->parked_events -= it->second.queue.size();
     // Nobody else may hold this session now: it has no connection.
-    if (sessions.count(it->first) == 0) {
-        forget_session_locked(it->first, it->second.account_id);
+    if (reg->sessions.count(it->first) == 0) {
+        forget_session_locked(reg, it->first, it->second.account_id);
         session_ending ending;
         ending.reason = reason;
         emit(moved ? session_event_kind::moved : session_event_kind::closed, it->first, it->second.account_id, ending);
         if (!moved && reason != session_end_reason::revoked) release_in_store(it->first);
     }
-    parked.erase(it);
+    reg->parked.erase(it);
 }
 
 }  // namespace gatehouse::server::detail

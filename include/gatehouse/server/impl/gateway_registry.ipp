@@ -20,35 +20,35 @@ inline void gateway_core::release_in_store(const std::string& session_id) {
     });
 }
 
-inline std::size_t gateway_core::live_account_sessions_locked(const std::string& account_id,
+inline std::size_t gateway_core::live_account_sessions_locked(const registry_lock& reg, const std::string& account_id,
                                                               const std::string& except) const {
-    const auto it = accounts.find(account_id);
-    if (it == accounts.end()) return 0;
+    const auto it = reg->accounts.find(account_id);
+    if (it == reg->accounts.end()) return 0;
     std::size_t live = 0;
     for (const auto& sid : it->second.sessions)
-        if (sid != except && sessions.count(sid) != 0) ++live;
+        if (sid != except && reg->sessions.count(sid) != 0) ++live;
     return live;
 }
 
 inline std::size_t gateway_core::account_sessions(const std::string& account_id, const std::string& except) const {
-    std::lock_guard<std::mutex> lock(registry_mutex);
-    return live_account_sessions_locked(account_id, except);
+    const auto reg = lock_registry();
+    return live_account_sessions_locked(reg, account_id, except);
 }
 
 inline bool gateway_core::register_session(const std::shared_ptr<connection_state>& connection,
                                            const attach_facts& facts, std::shared_ptr<connection_state>& replaced,
                                            bool& resumed, event_queue& queued,
                                            std::vector<std::shared_ptr<connection_state>>& displaced) {
-    std::lock_guard<std::mutex> lock(registry_mutex);
+    const auto reg = lock_registry();
     // Parked sessions of the account do not count: their clients are away.
-    const auto live = live_account_sessions_locked(connection->account_id, connection->session_id);
+    const auto live = live_account_sessions_locked(reg, connection->account_id, connection->session_id);
     if (live >= options.max_sessions_per_account) {
         if (options.account_session_policy != gateway_options::session_policy::replace_oldest) return false;
         // The oldest live sessions make room (the store's created_at; ties by id).
         std::vector<std::shared_ptr<connection_state>> others;
-        for (const auto& sid : accounts[connection->account_id].sessions) {
-            const auto it = sessions.find(sid);
-            if (it != sessions.end() && sid != connection->session_id && !it->second->replaced_by_policy)
+        for (const auto& sid : reg->accounts[connection->account_id].sessions) {
+            const auto it = reg->sessions.find(sid);
+            if (it != reg->sessions.end() && sid != connection->session_id && !it->second->replaced_by_policy)
                 others.push_back(it->second);
         }
         std::sort(others.begin(), others.end(), [](const auto& a, const auto& b) {
@@ -61,8 +61,8 @@ inline bool gateway_core::register_session(const std::shared_ptr<connection_stat
             displaced.push_back(others[i]);
         }
     }
-    const auto was_parked = parked.find(connection->session_id);
-    auto& slot = sessions[connection->session_id];
+    const auto was_parked = reg->parked.find(connection->session_id);
+    auto& slot = reg->sessions[connection->session_id];
     {
         queued_session_event event;
         event.session_id = connection->session_id;
@@ -71,7 +71,7 @@ inline bool gateway_core::register_session(const std::shared_ptr<connection_stat
         if (slot && slot != connection) {
             event.kind = session_event_kind::resumed;
             event.resumed = session_resume_kind::takeover;
-        } else if (was_parked != parked.end()) {
+        } else if (was_parked != reg->parked.end()) {
             event.kind = session_event_kind::resumed;
             event.resumed = session_resume_kind::after_park;
         } else if (!facts.previous_node.empty() && facts.previous_node != queue_node) {
@@ -87,12 +87,12 @@ inline bool gateway_core::register_session(const std::shared_ptr<connection_stat
     // on: alone, a connection's own bucket is the tighter one. Connections
     // already live get it on their own executor (a few of their messages may
     // pass before, each still within its own bucket).
-    auto& account = accounts[connection->account_id];
+    auto& account = reg->accounts[connection->account_id];
     if (!account.bucket) {
         std::vector<std::shared_ptr<connection_state>> others;
         for (const auto& sid : account.sessions) {
-            const auto it = sessions.find(sid);
-            if (sid != connection->session_id && it != sessions.end() && it->second) others.push_back(it->second);
+            const auto it = reg->sessions.find(sid);
+            if (sid != connection->session_id && it != reg->sessions.end() && it->second) others.push_back(it->second);
         }
         if (!others.empty()) {
             account.bucket = std::make_shared<account_bucket>();
@@ -105,20 +105,20 @@ inline bool gateway_core::register_session(const std::shared_ptr<connection_stat
     if (account.bucket) connection->share_account_bucket(account.bucket);
     // New to this node (not a local replacement, not a parked one back):
     // claim it in the cluster; its previous node, if any, is told to let go.
-    if (!slot && was_parked == parked.end()) bus_interest(cluster::interest_kind::session, connection->session_id, true);
+    if (!slot && was_parked == reg->parked.end()) bus_interest(cluster::interest_kind::session, connection->session_id, true);
     if (slot && slot != connection) replaced = std::move(slot);
     slot = connection;
     if (account.sessions.empty()) bus_interest(cluster::interest_kind::account, connection->account_id, true);
     if (std::find(account.sessions.begin(), account.sessions.end(), connection->session_id) == account.sessions.end())
         account.sessions.push_back(connection->session_id);
-    if (was_parked != parked.end()) {
+    if (was_parked != reg->parked.end()) {
         // The session comes back: its groups and account never left it.
         auto& queue = was_parked->second.queue;
-        prune_parked_locked(was_parked->second, steady::now());
-        parked_bytes -= queue.bytes();
-        parked_events -= queue.size();
+        prune_parked_locked(reg, was_parked->second, steady::now());
+        reg->parked_bytes -= queue.bytes();
+        reg->parked_events -= queue.size();
         queued = std::move(queue);
-        parked.erase(was_parked);
+        reg->parked.erase(was_parked);
         resumed = true;
         sessions_resumed.fetch_add(1, std::memory_order_relaxed);
         log(log_level::debug, "parked session resumed by a reconnection with " + std::to_string(queued.size()) +
@@ -127,10 +127,10 @@ inline bool gateway_core::register_session(const std::shared_ptr<connection_stat
     return true;
 }
 
-inline void gateway_core::forget_session_locked(const std::string& session_id, const std::string& account_id) {
+inline void gateway_core::forget_session_locked(const registry_lock& reg, const std::string& session_id, const std::string& account_id) {
     bus_interest(cluster::interest_kind::session, session_id, false);
-    const auto account = accounts.find(account_id);
-    if (account != accounts.end()) {
+    const auto account = reg->accounts.find(account_id);
+    if (account != reg->accounts.end()) {
         auto& ids = account->second.sessions;
         const auto at = std::find(ids.begin(), ids.end(), session_id);
         if (at != ids.end()) {
@@ -138,22 +138,22 @@ inline void gateway_core::forget_session_locked(const std::string& session_id, c
             ids.pop_back();
         }
         if (ids.empty()) {
-            accounts.erase(account);
+            reg->accounts.erase(account);
             bus_interest(cluster::interest_kind::account, account_id, false);
         }
     }
-    const auto memberships = session_groups.find(session_id);
-    if (memberships != session_groups.end()) {
+    const auto memberships = reg->session_groups.find(session_id);
+    if (memberships != reg->session_groups.end()) {
         for (const auto& name : memberships->second) {
-            const auto group = groups.find(name);
-            if (group == groups.end()) continue;
+            const auto group = reg->groups.find(name);
+            if (group == reg->groups.end()) continue;
             group->second.erase(session_id);
             if (group->second.empty()) {
-                groups.erase(group);
+                reg->groups.erase(group);
                 bus_interest(cluster::interest_kind::group, name, false);
             }
         }
-        session_groups.erase(memberships);
+        reg->session_groups.erase(memberships);
     }
 }
 
@@ -162,24 +162,24 @@ inline void gateway_core::unregister(connection_state& connection, bool park, ev
     if (connection.session_id.empty()) return;
     std::shared_ptr<connection_state> successor;
     {
-        std::lock_guard<std::mutex> lock(registry_mutex);
-        const auto it = sessions.find(connection.session_id);
-        if (it == sessions.end() || it->second.get() != &connection) {
+        const auto reg = lock_registry();
+        const auto it = reg->sessions.find(connection.session_id);
+        if (it == reg->sessions.end() || it->second.get() != &connection) {
             // A replaced connection leaves the session (and its groups) to its
             // successor, which also gets what this one could not send.
-            if (it != sessions.end()) successor = it->second;
+            if (it != reg->sessions.end()) successor = it->second;
         } else {
-            sessions.erase(it);
+            reg->sessions.erase(it);
             if (ending.moved) {
-                forget_session_locked(connection.session_id, connection.account_id);
+                forget_session_locked(reg, connection.session_id, connection.account_id);
                 emit(session_event_kind::moved, connection.session_id, connection.account_id, ending);
             } else if (!park) {
-                forget_session_locked(connection.session_id, connection.account_id);
+                forget_session_locked(reg, connection.session_id, connection.account_id);
                 emit(session_event_kind::closed, connection.session_id, connection.account_id, ending);
                 release_in_store(connection.session_id);
             } else {
                 const auto now = steady::now();
-                auto& entry = parked[connection.session_id];
+                auto& entry = reg->parked[connection.session_id];
                 entry = parked_session{};
                 entry.session_id = connection.session_id;
                 entry.account_id = connection.account_id;
@@ -208,7 +208,7 @@ inline void gateway_core::unregister(connection_state& connection, bool park, ev
                 while (!held.empty()) {
                     auto event = held.pop_front();
                     event.replayed = true;
-                    queue_parked_locked(entry, std::move(event), now);
+                    queue_parked_locked(reg, entry, std::move(event), now);
                 }
                 log(log_level::debug, "session parked for reconnection with " + std::to_string(entry.queue.size()) +
                                           " queued events");
@@ -222,7 +222,7 @@ inline void gateway_core::unregister(connection_state& connection, bool park, ev
                     event.parked_until = std::chrono::system_clock::now() + options.reconnect_window;
                     emit(std::move(event));
                 }
-                arm_parked_locked(entry, entry.queue.empty()
+                arm_parked_locked(reg, entry, entry.queue.empty()
                                              ? entry.until
                                              : std::min(entry.until, entry.queue.front().pushed_at +
                                                                          options.reconnect_queue_max_age));
@@ -240,16 +240,16 @@ inline void gateway_core::unregister(connection_state& connection, bool park, ev
     }
 }
 
-inline std::size_t gateway_core::target_locked(const std::string& session_id, const queued_event& event,
+inline std::size_t gateway_core::target_locked(const registry_lock& reg, const std::string& session_id, const queued_event& event,
                                                std::vector<std::shared_ptr<connection_state>>& live) {
-    const auto connected = sessions.find(session_id);
-    if (connected != sessions.end()) {
+    const auto connected = reg->sessions.find(session_id);
+    if (connected != reg->sessions.end()) {
         live.push_back(connected->second);
         return 1;
     }
-    const auto waiting = parked.find(session_id);
-    if (waiting == parked.end()) return 0;
-    queue_parked_locked(waiting->second, event, steady::now());
+    const auto waiting = reg->parked.find(session_id);
+    if (waiting == reg->parked.end()) return 0;
+    queue_parked_locked(reg, waiting->second, event, steady::now());
     return 1;
 }
 
@@ -257,14 +257,14 @@ inline void gateway_core::reroute_event(const std::string& session_id, const con
                                         queued_event event) {
     std::shared_ptr<connection_state> successor;
     {
-        std::lock_guard<std::mutex> lock(registry_mutex);
-        const auto waiting = parked.find(session_id);
-        if (waiting != parked.end()) {
-            queue_parked_locked(waiting->second, std::move(event), steady::now());
+        const auto reg = lock_registry();
+        const auto waiting = reg->parked.find(session_id);
+        if (waiting != reg->parked.end()) {
+            queue_parked_locked(reg, waiting->second, std::move(event), steady::now());
             return;
         }
-        const auto live = sessions.find(session_id);
-        if (live != sessions.end() && live->second.get() != from) successor = live->second;
+        const auto live = reg->sessions.find(session_id);
+        if (live != reg->sessions.end() && live->second.get() != from) successor = live->second;
     }
     if (!successor) {
         queued_events_dropped.fetch_add(1, std::memory_order_relaxed);
@@ -277,16 +277,16 @@ inline void gateway_core::reroute_event(const std::string& session_id, const con
 
 
 inline std::shared_ptr<connection_state> gateway_core::find_session(std::string_view session_id) const {
-    std::lock_guard<std::mutex> lock(registry_mutex);
-    const auto it = sessions.find(std::string(session_id));
-    return it == sessions.end() ? nullptr : it->second;
+    const auto reg = lock_registry();
+    const auto it = reg->sessions.find(std::string(session_id));
+    return it == reg->sessions.end() ? nullptr : it->second;
 }
 
 inline void gateway_core::close_all(std::uint16_t code, std::string_view reason) {
     std::vector<std::shared_ptr<connection_state>> targets;
     {
-        std::lock_guard<std::mutex> lock(registry_mutex);
-        for (const auto& entry : open_connections)
+        const auto reg = lock_registry();
+        for (const auto& entry : reg->open_connections)
             if (auto c = entry.second.lock()) targets.push_back(std::move(c));
     }
     for (const auto& target : targets)
@@ -301,29 +301,29 @@ std::size_t gateway_core::kick(Predicate matches, kick_kind kind,
                                std::vector<std::shared_ptr<const std::string>>* handed_over) {
     std::vector<std::shared_ptr<connection_state>> targets;
     {
-        std::lock_guard<std::mutex> lock(registry_mutex);
-        for (const auto& entry : sessions) {
+        const auto reg = lock_registry();
+        for (const auto& entry : reg->sessions) {
             const auto& c = *entry.second;
             const auto& who = c.attached_info->identity;
             if (matches(session_keys{c.session_id, c.account_id, who.token_id, who.session_key}))
                 targets.push_back(entry.second);
         }
-        for (auto it = parked.begin(); it != parked.end();) {
+        for (auto it = reg->parked.begin(); it != reg->parked.end();) {
             const auto current = it++;
             if (matches(session_keys{current->first, current->second.account_id, current->second.token_id,
                                      current->second.session_key})) {
                 if (handed_over) {
                     // forget_parked_locked subtracts what the queue still holds.
                     auto& queue = current->second.queue;
-                    parked_bytes -= queue.bytes();
-                    parked_events -= queue.size();
+                    reg->parked_bytes -= queue.bytes();
+                    reg->parked_events -= queue.size();
                     while (!queue.empty()) handed_over->push_back(queue.pop_front().frame);
                 } else {
                     queued_events_dropped.fetch_add(current->second.queue.size(), std::memory_order_relaxed);
                     // Revoked: what the store holds for it will never be taken.
                     if (queue_store) queue_store->discard(current->first, [](std::error_code) {});
                 }
-                forget_parked_locked(current, kind == kick_kind::replaced ? session_end_reason::replaced
+                forget_parked_locked(reg, current, kind == kick_kind::replaced ? session_end_reason::replaced
                                                                            : session_end_reason::revoked,
                                      kind == kick_kind::moved);
             }
@@ -363,9 +363,9 @@ inline std::size_t gateway_core::push_local_session(const std::string& session_i
     queued_event event;
     std::size_t targets = 0;
     {
-        std::lock_guard<std::mutex> lock(registry_mutex);
-        event = next_event_locked(std::move(frame));
-        targets = target_locked(session_id, event, live);
+        const auto reg = lock_registry();
+        event = next_event_locked(reg, std::move(frame));
+        targets = target_locked(reg, session_id, event, live);
     }
     post_event(live, event);
     return targets;
@@ -377,11 +377,11 @@ inline std::size_t gateway_core::push_local_account(const std::string& account_i
     queued_event event;
     std::size_t targets = 0;
     {
-        std::lock_guard<std::mutex> lock(registry_mutex);
-        event = next_event_locked(std::move(frame));
-        const auto it = accounts.find(account_id);
-        if (it != accounts.end())
-            for (const auto& sid : it->second.sessions) targets += target_locked(sid, event, live);
+        const auto reg = lock_registry();
+        event = next_event_locked(reg, std::move(frame));
+        const auto it = reg->accounts.find(account_id);
+        if (it != reg->accounts.end())
+            for (const auto& sid : it->second.sessions) targets += target_locked(reg, sid, event, live);
     }
     post_event(live, event);
     return targets;
@@ -392,11 +392,11 @@ inline std::size_t gateway_core::push_local_group(const std::string& group, std:
     queued_event event;
     std::size_t targets = 0;
     {
-        std::lock_guard<std::mutex> lock(registry_mutex);
-        event = next_event_locked(std::move(frame));
-        const auto it = groups.find(group);
-        if (it != groups.end())
-            for (const auto& sid : it->second) targets += target_locked(sid, event, live);
+        const auto reg = lock_registry();
+        event = next_event_locked(reg, std::move(frame));
+        const auto it = reg->groups.find(group);
+        if (it != reg->groups.end())
+            for (const auto& sid : it->second) targets += target_locked(reg, sid, event, live);
     }
     post_event(live, event);
     return targets;
@@ -407,14 +407,14 @@ inline std::size_t gateway_core::push_local_all(std::shared_ptr<const std::strin
     std::size_t targets = 0;
     queued_event event;
     {
-        std::lock_guard<std::mutex> lock(registry_mutex);
-        event = next_event_locked(std::move(frame));
-        live.reserve(sessions.size());
-        for (const auto& entry : sessions) live.push_back(entry.second);
+        const auto reg = lock_registry();
+        event = next_event_locked(reg, std::move(frame));
+        live.reserve(reg->sessions.size());
+        for (const auto& entry : reg->sessions) live.push_back(entry.second);
         targets = live.size();
         const auto now = steady::now();
-        for (auto& entry : parked) {
-            queue_parked_locked(entry.second, event, now);
+        for (auto& entry : reg->parked) {
+            queue_parked_locked(reg, entry.second, event, now);
             ++targets;
         }
     }

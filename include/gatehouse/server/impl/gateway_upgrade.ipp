@@ -122,8 +122,8 @@ inline void gateway_core::on_open(const std::shared_ptr<transport_connection>& t
         metrics->on_connection_open();
     }
     {
-        std::lock_guard<std::mutex> lock(registry_mutex);
-        open_connections.emplace(connection->id(), connection);
+        const auto reg = lock_registry();
+        reg->open_connections.emplace(connection->id(), connection);
     }
     if (stopping.load(std::memory_order_acquire)) {
         connection->close_with(1001, "server shutdown");
@@ -154,8 +154,8 @@ inline void gateway_core::on_close(const std::shared_ptr<transport_connection>& 
         metrics->on_connection_close(connection->close_code_sent() != 0 ? connection->close_code_sent() : code);
     }
     {
-        std::lock_guard<std::mutex> lock(registry_mutex);
-        open_connections.erase(connection->id());
+        const auto reg = lock_registry();
+        reg->open_connections.erase(connection->id());
     }
     unregister(*connection, park, connection->take_held(), ending);
     connections.fetch_sub(1, std::memory_order_acq_rel);
