@@ -115,7 +115,8 @@ struct fixture {
                                         host->options.guid_order, {}, {});
         auto info = std::make_shared<routing::session_info>();
         info->session_id = "0b9a2b7c-1d3e-4f50-8a61-72b8c9d0e1f2";
-        host->dispatch.open(std::move(info));
+        host->dispatch.set_session(std::move(info));
+        host->dispatch.open();
     }
 
     protocol::guid guid_of(std::string_view path) const {

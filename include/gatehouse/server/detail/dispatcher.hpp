@@ -139,14 +139,12 @@ public:
     /// One frame from the peer (text or binary).
     void on_frame(bool text, protocol::bytes_view bytes);
 
-    /// The session is attached: requests are routed from now on, with
-    /// `session` handed to handlers and the routes (manifest) in routes().
-    void open(std::shared_ptr<const routing::session_info> session) noexcept {
-        session_ = std::move(session);
-        open_ = true;
-    }
+    /// The session is attached: requests are routed from now on to
+    /// routes(), with session() handed to handlers.
+    void open() noexcept { open_ = true; }
     bool is_open() const noexcept { return open_; }
-    /// A refreshed credential: handlers get `session` from now on.
+    /// The attached session, and after a refreshed credential its
+    /// successor: handlers get `session` from now on.
     void set_session(std::shared_ptr<const routing::session_info> session) noexcept { session_ = std::move(session); }
     const std::shared_ptr<const routing::session_info>& session() const noexcept { return session_; }
     /// The session's endpoints (rebuilt by the host; the manifest lists them).

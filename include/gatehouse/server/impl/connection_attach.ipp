@@ -232,7 +232,7 @@ inline void connection_state::attached(session::session_record record, bool exis
     dispatch_.routes().rebuild(core_->registry, session_id, o.guid_salt, o.guid_order, record.roles,
                                record.permissions);
     phase_ = phase::ready;
-    dispatch_.open(dispatch_.session());
+    dispatch_.open();
     // The first refresh is spread over the last quarter of the interval, so
     // that sessions attached together do not refresh together forever.
     {
