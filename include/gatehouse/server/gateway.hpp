@@ -112,6 +112,7 @@
 #include <gatehouse/server/error.hpp>
 #include <gatehouse/server/gateway_stats.hpp>
 #include <gatehouse/server/options.hpp>
+#include <gatehouse/server/session_presence.hpp>
 #include <gatehouse/server/transport.hpp>
 #include <gatehouse/session/session_store.hpp>
 
@@ -147,24 +148,6 @@ public:
 /// WEBSOCKET TRANSPORT" above.
 std::unique_ptr<network_transport> make_websocket_transport(std::shared_ptr<gateway_core> core);
 }  // namespace detail
-
-/// Where a session is, as presence queries report it.
-struct session_presence {
-    enum class state : std::uint8_t {
-        connected,  ///< a live connection on `node_id` (this node)
-        parked,     ///< waiting on `node_id` (this node) for its client to come back
-        held,       ///< held by another live node of the cluster (connected or parked there)
-    };
-    std::string session_id;
-    std::string account_id;
-    std::string node_id;
-    state where = state::connected;
-    /// This node's sessions only: the connection's source address.
-    std::string remote_address;
-};
-
-/// Completion of gateway::account_presence: called exactly once.
-using presence_handler = std::function<void(std::error_code, std::vector<session_presence>)>;
 
 /// The client's answer to gateway::call_client.
 struct client_reply {

@@ -2,7 +2,7 @@
 // session store, registration, the manifest, the queued events.
 #pragma once
 
-#include <gatehouse/server/detail/gateway_core.hpp>
+#include <gatehouse/server/detail/connection_state.hpp>
 
 namespace gatehouse::server::detail {
 
@@ -229,7 +229,7 @@ inline void connection_state::attached(session::session_record record, bool exis
     const auto& o = core_->options;
     // Roles and permissions matter only through the routes built from them:
     // a connection keeps no copy.
-    dispatch_.routes().rebuild(core_->registry, session_id, o.guid_salt, o.guid_order, record.roles,
+    dispatch_.routes().rebuild(core_->endpoints, session_id, o.guid_salt, o.guid_order, record.roles,
                                record.permissions);
     phase_ = phase::ready;
     dispatch_.open();
@@ -349,7 +349,7 @@ inline void connection_state::change_permissions(std::vector<std::string> roles,
                                                  const std::string& reason) {
     if (closing_ || phase_ != phase::ready) return;
     const auto& o = core_->options;
-    dispatch_.routes().rebuild(core_->registry, session_id, o.guid_salt, o.guid_order, roles, permissions);
+    dispatch_.routes().rebuild(core_->endpoints, session_id, o.guid_salt, o.guid_order, roles, permissions);
     send_manifest(reason);
 
     // Keep the store's copy in step (load-modify-update: update replaces attributes too).

@@ -2,7 +2,7 @@
 // server-to-client requests (§12.3) and client-to-client routing (§12).
 #pragma once
 
-#include <gatehouse/server/detail/gateway_core.hpp>
+#include <gatehouse/server/detail/connection_state.hpp>
 
 namespace gatehouse::server::detail {
 
@@ -138,14 +138,7 @@ inline void connection_state::route_peer(const protocol::frame_view& frame, prot
             dispatch_.reply_error(frame, protocol::response_code::broadcast_not_allowed);
             return;
         }
-        std::vector<std::shared_ptr<connection_state>> targets;
-        {
-            const auto reg = core->lock_registry();
-            targets.reserve(reg->sessions.size());
-            for (const auto& entry : reg->sessions)
-                if (entry.second.get() != this) targets.push_back(entry.second);
-        }
-        for (const auto& target : targets)
+        for (const auto& target : core->sessions.live_connections(this))
             connection_state::post(target, [data, core](connection_state& c) {
                 if (c.accept_peer_frame(protocol::bytes_view(*data)))
                     core->peer_messages_forwarded.fetch_add(1, std::memory_order_relaxed);

@@ -2,7 +2,7 @@
 // notifications and closes, token expiry and refresh, timers, the end.
 #pragma once
 
-#include <gatehouse/server/detail/gateway_core.hpp>
+#include <gatehouse/server/detail/connection_state.hpp>
 
 namespace gatehouse::server::detail {
 

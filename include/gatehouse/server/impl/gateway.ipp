@@ -6,7 +6,7 @@
 // gatehouse/server/transport.hpp.
 #pragma once
 
-#include <gatehouse/server/detail/gateway_core.hpp>
+#include <gatehouse/server/detail/connection_state.hpp>
 #include <gatehouse/server/impl/gateway_upgrade.ipp>
 #include <gatehouse/server/impl/gateway_registry.ipp>
 #include <gatehouse/server/impl/gateway_parking.ipp>
@@ -105,7 +105,7 @@ inline void add_refresh_endpoint(const std::shared_ptr<gateway_core>& core) {
                         {"properties", {{"accessToken", {{"type", "string"}}}}}};
     o.response_schema = {{"type", "object"}, {"properties", {{"expiresAt", {{"type", "string"}}}}}};
     std::weak_ptr<gateway_core> weak = core;
-    core->registry.add(std::move(o), [weak](const routing::request& req, routing::responder answer) {
+    core->endpoints.add(std::move(o), [weak](const routing::request& req, routing::responder answer) {
         auto core = weak.lock();
         if (!core) return;
         const auto body = nlohmann::json::parse(req.payload.as_chars(), nullptr, false);
@@ -124,7 +124,7 @@ inline void add_refresh_endpoint(const std::shared_ptr<gateway_core>& core) {
                     return;
                 }
                 auto core = weak.lock();
-                auto connection = core ? core->find_session(session_id) : nullptr;
+                auto connection = core ? core->sessions.find(session_id) : nullptr;
                 if (!connection) return;  // the responder answers 60 as it goes
                 nlohmann::json reply = nlohmann::json::object();
                 if (fresh.expires_at) reply["expiresAt"] = routing::iso8601_utc(*fresh.expires_at);
@@ -184,38 +184,29 @@ GATEHOUSE_DECL gateway::~gateway() {
     if (core_->observer_events) core_->observer_events->shutdown();
     auth::revocation_subscription watch;
     {
-        const auto reg = core_->lock_registry();
+        const auto reg = core_->sessions.lock();
         std::swap(watch, reg->revocation_watch);
     }
     watch.reset();
     // Connections hold the core; the registry holds connections. Break the
-    // cycle for connections a transport never closed.
-    {
-        const auto reg = core_->lock_registry();
-        reg->sessions.clear();
-        reg->accounts.clear();
-        reg->groups.clear();
-        reg->session_groups.clear();
-        reg->open_connections.clear();
-        reg->parked.clear();
-        reg->parked_bytes = 0;
-        reg->parked_events = 0;
-    }
+    // cycle for connections a transport never closed (released here, outside
+    // the registry's lock).
+    core_->sessions.clear();
     // Released outside the scheduler's lock: the transport may hold the last
     // reference to a connection, whose destructor takes the lock.
     core_->wakes->release_driver().reset();
     core_->peers.clear();
 }
 
-GATEHOUSE_DECL routing::endpoint_registry& gateway::endpoints() { return core_->registry; }
+GATEHOUSE_DECL routing::endpoint_registry& gateway::endpoints() { return core_->endpoints; }
 
 GATEHOUSE_DECL const routing::endpoint& gateway::add_endpoint(routing::endpoint_options options, routing::handler fn) {
-    return core_->registry.add(std::move(options), std::move(fn));
+    return core_->endpoints.add(std::move(options), std::move(fn));
 }
 
 GATEHOUSE_DECL void gateway::add_routed_service(std::vector<routing::endpoint_options> endpoints,
                                                 std::shared_ptr<routing::router> target) {
-    core_->registry.add_routed(std::move(endpoints), std::move(target));
+    core_->endpoints.add_routed(std::move(endpoints), std::move(target));
 }
 
 GATEHOUSE_DECL std::error_code gateway::listen() {
@@ -252,7 +243,7 @@ GATEHOUSE_DECL void gateway::stop() {
     core_->stopping.store(true, std::memory_order_release);
     {
         // Nobody can come back to this node any more.
-        const auto reg = core_->lock_registry();
+        const auto reg = core_->sessions.lock();
         while (!reg->parked.empty()) {
             const auto it = reg->parked.begin();
             core_->queued_events_dropped.fetch_add(it->second.queue.size(), std::memory_order_relaxed);
@@ -323,73 +314,27 @@ GATEHOUSE_DECL std::size_t gateway::push_to_all(std::string_view event_name, con
 
 GATEHOUSE_DECL std::error_code gateway::join_group(std::string_view session_id, std::string_view group) {
     if (!detail::valid_group_name(group)) return server_errc::invalid_group_name;
-    const auto reg = core_->lock_registry();
-    const std::string sid(session_id);
-    if (reg->sessions.count(sid) == 0 && reg->parked.count(sid) == 0) return server_errc::session_not_found;
-    const std::string name(group);
-    auto& members = reg->groups[name];
-    if (members.empty()) core_->bus_interest(cluster::interest_kind::group, name, true);
-    members.insert(sid);
-    reg->session_groups[sid].insert(name);
-    return {};
+    const std::string sid(session_id), name(group);
+    const auto reg = core_->sessions.lock();
+    const bool held = detail::registry::join_group(
+        reg, sid, name, [&] { core_->bus_interest(cluster::interest_kind::group, name, true); });
+    return held ? std::error_code{} : make_error_code(server_errc::session_not_found);
 }
 
 GATEHOUSE_DECL std::error_code gateway::leave_group(std::string_view session_id, std::string_view group) {
     if (!detail::valid_group_name(group)) return server_errc::invalid_group_name;
-    const auto reg = core_->lock_registry();
-    const std::string sid(session_id);
-    if (reg->sessions.count(sid) == 0 && reg->parked.count(sid) == 0) return server_errc::session_not_found;
-    const std::string name(group);
-    const auto it = reg->groups.find(name);
-    if (it != reg->groups.end()) {
-        it->second.erase(sid);
-        if (it->second.empty()) {
-            reg->groups.erase(it);
-            core_->bus_interest(cluster::interest_kind::group, name, false);
-        }
-    }
-    const auto memberships = reg->session_groups.find(sid);
-    if (memberships != reg->session_groups.end()) {
-        memberships->second.erase(name);
-        if (memberships->second.empty()) reg->session_groups.erase(memberships);
-    }
-    return {};
+    const std::string sid(session_id), name(group);
+    const auto reg = core_->sessions.lock();
+    const bool held = detail::registry::leave_group(
+        reg, sid, name, [&] { core_->bus_interest(cluster::interest_kind::group, name, false); });
+    return held ? std::error_code{} : make_error_code(server_errc::session_not_found);
 }
 
 GATEHOUSE_DECL std::vector<std::string> gateway::group_members(std::string_view group) const {
-    const auto reg = core_->lock_registry();
-    const auto it = reg->groups.find(std::string(group));
-    if (it == reg->groups.end()) return {};
-    std::vector<std::string> members(it->second.begin(), it->second.end());
-    std::sort(members.begin(), members.end());
-    return members;
+    return core_->sessions.group_members(std::string(group));
 }
 
 namespace detail {
-/// This node's sessions of `account_id`, at most `limit`.
-inline void local_presence_locked(const registry_lock& reg, const gateway_core& core, const std::string& account_id, std::size_t limit,
-                                  std::vector<session_presence>& out) {
-    const auto it = reg->accounts.find(account_id);
-    if (it == reg->accounts.end()) return;
-    for (const auto& sid : it->second.sessions) {
-        if (out.size() >= limit) return;
-        session_presence p;
-        p.session_id = sid;
-        p.account_id = account_id;
-        p.node_id = core.queue_node;
-        const auto live = reg->sessions.find(sid);
-        if (live != reg->sessions.end()) {
-            p.where = session_presence::state::connected;
-            p.remote_address = live->second->attached_info->remote_address;
-        } else if (reg->parked.count(sid) != 0) {
-            p.where = session_presence::state::parked;
-        } else {
-            continue;
-        }
-        out.push_back(std::move(p));
-    }
-}
-
 inline bool valid_presence_limit(const gateway_options& o, std::size_t limit) noexcept {
     return limit >= 1 && limit <= o.max_presence_results;
 }
@@ -399,40 +344,21 @@ GATEHOUSE_DECL std::vector<session_presence> gateway::local_sessions(std::string
                                                                      std::size_t limit) const {
     std::vector<session_presence> out;
     if (!detail::valid_presence_limit(core_->options, limit)) return out;
-    const auto reg = core_->lock_registry();
-    detail::local_presence_locked(reg, *core_, std::string(account_id), limit, out);
+    const auto reg = core_->sessions.lock();
+    detail::registry::presence(reg, std::string(account_id), core_->queue_node, limit, out);
     return out;
 }
 
 GATEHOUSE_DECL std::optional<session_presence> gateway::local_session(std::string_view session_id) const {
-    const auto reg = core_->lock_registry();
-    const std::string sid(session_id);
-    session_presence p;
-    p.session_id = sid;
-    p.node_id = core_->queue_node;
-    if (const auto live = reg->sessions.find(sid); live != reg->sessions.end()) {
-        p.account_id = live->second->account_id;
-        p.remote_address = live->second->attached_info->remote_address;
-        p.where = session_presence::state::connected;
-        return p;
-    }
-    if (const auto waiting = reg->parked.find(sid); waiting != reg->parked.end()) {
-        p.account_id = waiting->second.account_id;
-        p.where = session_presence::state::parked;
-        return p;
-    }
-    return std::nullopt;
+    return core_->sessions.presence_of(std::string(session_id), core_->queue_node);
 }
 
 GATEHOUSE_DECL bool gateway::online_here(std::string_view account_id) const {
-    const auto reg = core_->lock_registry();
-    return reg->accounts.count(std::string(account_id)) != 0;
+    return core_->sessions.holds_account(std::string(account_id));
 }
 
 GATEHOUSE_DECL std::size_t gateway::group_size(std::string_view group) const {
-    const auto reg = core_->lock_registry();
-    const auto it = reg->groups.find(std::string(group));
-    return it == reg->groups.end() ? 0 : it->second.size();
+    return core_->sessions.group_size(std::string(group));
 }
 
 GATEHOUSE_DECL void gateway::account_presence(std::string_view account_id, presence_handler done, std::size_t limit) {
@@ -444,8 +370,8 @@ GATEHOUSE_DECL void gateway::account_presence(std::string_view account_id, prese
     const std::string account(account_id);
     auto found = std::make_shared<std::vector<session_presence>>();
     {
-        const auto reg = core_->lock_registry();
-        detail::local_presence_locked(reg, *core_, account, limit, *found);
+        const auto reg = core_->sessions.lock();
+        detail::registry::presence(reg, account, core_->queue_node, limit, *found);
     }
     if (!core_->bus || found->size() >= limit) {
         done({}, std::move(*found));
@@ -519,9 +445,9 @@ GATEHOUSE_DECL void gateway::account_presence(std::string_view account_id, prese
 
 GATEHOUSE_DECL std::error_code gateway::set_permissions(std::string_view session_id, std::vector<std::string> roles,
                                                         std::vector<std::string> permissions, std::string_view reason) {
-    auto target = core_->find_session(session_id);
+    auto target = core_->sessions.find(session_id);
     if (!target) {
-        const auto reg = core_->lock_registry();
+        const auto reg = core_->sessions.lock();
         return reg->parked.count(std::string(session_id)) ? server_errc::session_parked
                                                             : server_errc::session_not_found;
     }
@@ -534,9 +460,9 @@ GATEHOUSE_DECL std::error_code gateway::set_permissions(std::string_view session
 
 GATEHOUSE_DECL std::error_code gateway::disconnect(std::string_view session_id, std::uint16_t code,
                                                    std::string_view reason) {
-    auto target = core_->find_session(session_id);
+    auto target = core_->sessions.find(session_id);
     if (!target) {
-        const auto reg = core_->lock_registry();
+        const auto reg = core_->sessions.lock();
         const auto it = reg->parked.find(std::string(session_id));
         if (it == reg->parked.end()) return server_errc::session_not_found;
         core_->queued_events_dropped.fetch_add(it->second.queue.size(), std::memory_order_relaxed);
@@ -556,7 +482,7 @@ GATEHOUSE_DECL std::error_code gateway::call_client(std::string_view session_id,
     if (core_->stopping.load(std::memory_order_acquire)) return server_errc::not_running;
     std::shared_ptr<detail::connection_state> target;
     {
-        const auto reg = core_->lock_registry();
+        const auto reg = core_->sessions.lock();
         const std::string sid(session_id);
         const auto it = reg->sessions.find(sid);
         if (it == reg->sessions.end())
@@ -615,7 +541,7 @@ GATEHOUSE_DECL void gateway::watch_revocations(std::shared_ptr<auth::revocation_
     // The old subscription ends outside the lock: ending it waits for a
     // running listener, which takes the lock.
     {
-        const auto reg = core_->lock_registry();
+        const auto reg = core_->sessions.lock();
         std::swap(reg->revocation_watch, subscription);
     }
     subscription.reset();

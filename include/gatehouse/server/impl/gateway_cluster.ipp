@@ -2,7 +2,7 @@
 // delivery to sessions held elsewhere (with its retries), inbound messages.
 #pragma once
 
-#include <gatehouse/server/detail/gateway_core.hpp>
+#include <gatehouse/server/detail/connection_state.hpp>
 
 namespace gatehouse::server::detail {
 

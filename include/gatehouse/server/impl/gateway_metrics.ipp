@@ -1,7 +1,7 @@
 // Counters (gateway_core): the stats snapshot and the Prometheus exposition.
 #pragma once
 
-#include <gatehouse/server/detail/gateway_core.hpp>
+#include <gatehouse/server/detail/connection_state.hpp>
 
 namespace gatehouse::server::detail {
 
@@ -13,7 +13,7 @@ inline gateway_stats gateway_core::snapshot() const {
     s.connections = connections.load(std::memory_order_acquire);
     s.client_calls_pending = client_calls_pending.load(std::memory_order_relaxed);
     {
-        const auto reg = lock_registry();
+        const auto reg = sessions.lock();
         s.sessions = reg->sessions.size();
         s.parked_sessions = reg->parked.size();
         s.queued_events = reg->parked_events;

@@ -2,7 +2,7 @@
 // calls to the event_queue_store.
 #pragma once
 
-#include <gatehouse/server/detail/gateway_core.hpp>
+#include <gatehouse/server/detail/connection_state.hpp>
 
 namespace gatehouse::server::detail {
 
@@ -98,7 +98,7 @@ inline void gateway_core::park_for(const std::string& session_id, const std::str
 
 inline void gateway_core::taken_after_close(const std::string& session_id, std::vector<std::string> taken) {
     {
-        const auto reg = lock_registry();
+        const auto reg = sessions.lock();
         const auto it = reg->parked.find(session_id);
         if (it != reg->parked.end() && it->second.store_park_pending) {
             auto& entry = it->second;
@@ -118,7 +118,7 @@ inline void gateway_core::taken_after_close(const std::string& session_id, std::
     const auto now = steady::now();
     for (auto& bytes : taken) {
         auto frame = std::make_shared<const std::string>(std::move(bytes));
-        if (find_session(session_id))
+        if (sessions.find(session_id))
             reroute_event(session_id, nullptr, queued_event{0, now, std::move(frame), true});
         else
             forward_to_holder(session_id, {}, std::move(frame));
@@ -198,7 +198,7 @@ inline void gateway_core::arm_parked_locked(const registry_lock&, parked_session
 }
 
 inline void gateway_core::parked_timer(const std::string& session_id, steady::time_point wake) {
-    const auto reg = lock_registry();
+    const auto reg = sessions.lock();
     const auto it = reg->parked.find(session_id);
     // Another timer took over, or the session is gone or back.
     if (it == reg->parked.end() || it->second.next_wake != wake) return;

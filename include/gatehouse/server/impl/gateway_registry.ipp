@@ -1,8 +1,9 @@
-// The session registry (gateway_core): live sessions, accounts, groups,
-// peers; registration and unregistration, kicks, local pushes, timers.
+// The gateway's use of its session registry (detail/session_registry.hpp):
+// registration and unregistration with the observer's events and the
+// cluster's interest, kicks, local pushes, closing every connection.
 #pragma once
 
-#include <gatehouse/server/detail/gateway_core.hpp>
+#include <gatehouse/server/detail/connection_state.hpp>
 
 namespace gatehouse::server::detail {
 
@@ -20,28 +21,13 @@ inline void gateway_core::release_in_store(const std::string& session_id) {
     });
 }
 
-inline std::size_t gateway_core::live_account_sessions_locked(const registry_lock& reg, const std::string& account_id,
-                                                              const std::string& except) const {
-    const auto it = reg->accounts.find(account_id);
-    if (it == reg->accounts.end()) return 0;
-    std::size_t live = 0;
-    for (const auto& sid : it->second.sessions)
-        if (sid != except && reg->sessions.count(sid) != 0) ++live;
-    return live;
-}
-
-inline std::size_t gateway_core::account_sessions(const std::string& account_id, const std::string& except) const {
-    const auto reg = lock_registry();
-    return live_account_sessions_locked(reg, account_id, except);
-}
-
 inline bool gateway_core::register_session(const std::shared_ptr<connection_state>& connection,
                                            const attach_facts& facts, std::shared_ptr<connection_state>& replaced,
                                            bool& resumed, event_queue& queued,
                                            std::vector<std::shared_ptr<connection_state>>& displaced) {
-    const auto reg = lock_registry();
+    const auto reg = sessions.lock();
     // Parked sessions of the account do not count: their clients are away.
-    const auto live = live_account_sessions_locked(reg, connection->account_id, connection->session_id);
+    const auto live = registry::live_account_sessions(reg, connection->account_id, connection->session_id);
     if (live >= options.max_sessions_per_account) {
         if (options.account_session_policy != gateway_options::session_policy::replace_oldest) return false;
         // The oldest live sessions make room (the store's created_at; ties by id).
@@ -127,34 +113,10 @@ inline bool gateway_core::register_session(const std::shared_ptr<connection_stat
     return true;
 }
 
-inline void gateway_core::forget_session_locked(const registry_lock& reg, const std::string& session_id, const std::string& account_id) {
+inline void gateway_core::forget_session_locked(const registry_lock& reg, const std::string& session_id,
+                                                const std::string& account_id) {
     bus_interest(cluster::interest_kind::session, session_id, false);
-    const auto account = reg->accounts.find(account_id);
-    if (account != reg->accounts.end()) {
-        auto& ids = account->second.sessions;
-        const auto at = std::find(ids.begin(), ids.end(), session_id);
-        if (at != ids.end()) {
-            if (at != ids.end() - 1) *at = std::move(ids.back());
-            ids.pop_back();
-        }
-        if (ids.empty()) {
-            reg->accounts.erase(account);
-            bus_interest(cluster::interest_kind::account, account_id, false);
-        }
-    }
-    const auto memberships = reg->session_groups.find(session_id);
-    if (memberships != reg->session_groups.end()) {
-        for (const auto& name : memberships->second) {
-            const auto group = reg->groups.find(name);
-            if (group == reg->groups.end()) continue;
-            group->second.erase(session_id);
-            if (group->second.empty()) {
-                reg->groups.erase(group);
-                bus_interest(cluster::interest_kind::group, name, false);
-            }
-        }
-        reg->session_groups.erase(memberships);
-    }
+    registry::forget_memberships(reg, session_id, account_id, withdraw_interest());
 }
 
 inline void gateway_core::unregister(connection_state& connection, bool park, event_queue held,
@@ -162,7 +124,7 @@ inline void gateway_core::unregister(connection_state& connection, bool park, ev
     if (connection.session_id.empty()) return;
     std::shared_ptr<connection_state> successor;
     {
-        const auto reg = lock_registry();
+        const auto reg = sessions.lock();
         const auto it = reg->sessions.find(connection.session_id);
         if (it == reg->sessions.end() || it->second.get() != &connection) {
             // A replaced connection leaves the session (and its groups) to its
@@ -257,7 +219,7 @@ inline void gateway_core::reroute_event(const std::string& session_id, const con
                                         queued_event event) {
     std::shared_ptr<connection_state> successor;
     {
-        const auto reg = lock_registry();
+        const auto reg = sessions.lock();
         const auto waiting = reg->parked.find(session_id);
         if (waiting != reg->parked.end()) {
             queue_parked_locked(reg, waiting->second, std::move(event), steady::now());
@@ -276,20 +238,8 @@ inline void gateway_core::reroute_event(const std::string& session_id, const con
 }
 
 
-inline std::shared_ptr<connection_state> gateway_core::find_session(std::string_view session_id) const {
-    const auto reg = lock_registry();
-    const auto it = reg->sessions.find(std::string(session_id));
-    return it == reg->sessions.end() ? nullptr : it->second;
-}
-
 inline void gateway_core::close_all(std::uint16_t code, std::string_view reason) {
-    std::vector<std::shared_ptr<connection_state>> targets;
-    {
-        const auto reg = lock_registry();
-        for (const auto& entry : reg->open_connections)
-            if (auto c = entry.second.lock()) targets.push_back(std::move(c));
-    }
-    for (const auto& target : targets)
+    for (const auto& target : sessions.open_connections())
         connection_state::post(target, [code, why = std::string(reason)](connection_state& c) {
             c.mark_end(session_end_reason::node_stopping);
             c.notify_and_close(code, why, protocol::disconnect_reason::server_shutdown, code == 1001);
@@ -301,7 +251,7 @@ std::size_t gateway_core::kick(Predicate matches, kick_kind kind,
                                std::vector<std::shared_ptr<const std::string>>* handed_over) {
     std::vector<std::shared_ptr<connection_state>> targets;
     {
-        const auto reg = lock_registry();
+        const auto reg = sessions.lock();
         for (const auto& entry : reg->sessions) {
             const auto& c = *entry.second;
             const auto& who = c.attached_info->identity;
@@ -363,8 +313,8 @@ inline std::size_t gateway_core::push_local_session(const std::string& session_i
     queued_event event;
     std::size_t targets = 0;
     {
-        const auto reg = lock_registry();
-        event = next_event_locked(reg, std::move(frame));
+        const auto reg = sessions.lock();
+        event = registry::next_event(reg, std::move(frame));
         targets = target_locked(reg, session_id, event, live);
     }
     post_event(live, event);
@@ -377,8 +327,8 @@ inline std::size_t gateway_core::push_local_account(const std::string& account_i
     queued_event event;
     std::size_t targets = 0;
     {
-        const auto reg = lock_registry();
-        event = next_event_locked(reg, std::move(frame));
+        const auto reg = sessions.lock();
+        event = registry::next_event(reg, std::move(frame));
         const auto it = reg->accounts.find(account_id);
         if (it != reg->accounts.end())
             for (const auto& sid : it->second.sessions) targets += target_locked(reg, sid, event, live);
@@ -392,8 +342,8 @@ inline std::size_t gateway_core::push_local_group(const std::string& group, std:
     queued_event event;
     std::size_t targets = 0;
     {
-        const auto reg = lock_registry();
-        event = next_event_locked(reg, std::move(frame));
+        const auto reg = sessions.lock();
+        event = registry::next_event(reg, std::move(frame));
         const auto it = reg->groups.find(group);
         if (it != reg->groups.end())
             for (const auto& sid : it->second) targets += target_locked(reg, sid, event, live);
@@ -407,8 +357,8 @@ inline std::size_t gateway_core::push_local_all(std::shared_ptr<const std::strin
     std::size_t targets = 0;
     queued_event event;
     {
-        const auto reg = lock_registry();
-        event = next_event_locked(reg, std::move(frame));
+        const auto reg = sessions.lock();
+        event = registry::next_event(reg, std::move(frame));
         live.reserve(reg->sessions.size());
         for (const auto& entry : reg->sessions) live.push_back(entry.second);
         targets = live.size();

@@ -2,7 +2,7 @@
 // limits, and the transport's open/message/close events.
 #pragma once
 
-#include <gatehouse/server/detail/gateway_core.hpp>
+#include <gatehouse/server/detail/connection_state.hpp>
 
 namespace gatehouse::server::detail {
 
@@ -91,7 +91,7 @@ inline upgrade_decision gateway_core::on_upgrade(const upgrade_request& request)
         options.account_session_policy == gateway_options::session_policy::refuse_newest) {
         const auto& who = connection->upgrade->identity;
         const auto sid = session_id_for(who, options.guid_salt);
-        if (account_sessions(who.subject, sid) >= options.max_sessions_per_account)
+        if (sessions.account_sessions(who.subject, sid) >= options.max_sessions_per_account)
             return refuse(upgrade_result::over_capacity, "Too many sessions for this account");
     }
 
@@ -121,10 +121,7 @@ inline void gateway_core::on_open(const std::shared_ptr<transport_connection>& t
         connection->counted_open = true;
         metrics->on_connection_open();
     }
-    {
-        const auto reg = lock_registry();
-        reg->open_connections.emplace(connection->id(), connection);
-    }
+    sessions.track_open(connection->id(), connection);
     if (stopping.load(std::memory_order_acquire)) {
         connection->close_with(1001, "server shutdown");
         return;
@@ -153,10 +150,7 @@ inline void gateway_core::on_close(const std::shared_ptr<transport_connection>& 
         connection->counted_open = false;
         metrics->on_connection_close(connection->close_code_sent() != 0 ? connection->close_code_sent() : code);
     }
-    {
-        const auto reg = lock_registry();
-        reg->open_connections.erase(connection->id());
-    }
+    sessions.untrack_open(connection->id());
     unregister(*connection, park, connection->take_held(), ending);
     connections.fetch_sub(1, std::memory_order_acq_rel);
 }

@@ -46,7 +46,7 @@
 // Tested in tests/server/test_http_endpoints.cpp.
 #pragma once
 
-#include <gatehouse/server/detail/gateway_core.hpp>
+#include <gatehouse/server/detail/connection_state.hpp>
 #include <gatehouse/server/gateway.hpp>
 
 #if !defined(ASIO_STANDALONE)
