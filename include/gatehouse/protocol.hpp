@@ -13,3 +13,4 @@
 #include <gatehouse/protocol/message_id.hpp>
 #include <gatehouse/protocol/meta.hpp>
 #include <gatehouse/protocol/response_code.hpp>
+#include <gatehouse/version.hpp>

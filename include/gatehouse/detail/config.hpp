@@ -33,6 +33,4 @@ allocates here unlike elsewhere in the program; include a standard header (or ga
 #define GATEHOUSE_DECL inline
 #endif
 
-#define GATEHOUSE_VERSION_MAJOR 0
-#define GATEHOUSE_VERSION_MINOR 1
-#define GATEHOUSE_VERSION_PATCH 0
+#include <gatehouse/version.hpp>

@@ -5,6 +5,7 @@
 #include <gatehouse/gatehouse.hpp>
 
 #include <cstdio>
+#include <string_view>
 #include <thread>
 
 namespace {
@@ -19,6 +20,9 @@ int fail(const char* what) {
 int main() {
     namespace auth = gatehouse::auth;
     namespace p = gatehouse::protocol;
+
+    if (std::string_view(GATEHOUSE_PACKAGE_VERSION) != gatehouse::version_string)
+        return fail("the package's version is not the headers' (gatehouse/version.hpp)");
 
     const auto g = gatehouse::routing::service_guid("6f9619ff-8b86-4d11-b42d-00c04fc964ff", "account:/account/get",
                                                      "bannou-dev-connect-salt-change-in-production");
