@@ -1,5 +1,7 @@
-# FindAsio: standalone Asio (Debian's libasio-dev), header-only.
-# Defines Asio::Asio with ASIO_STANDALONE set, and Asio_VERSION.
+# FindAsio: standalone Asio from its headers (Debian's libasio-dev, which has
+# no package config), as the target asio::asio that Conan and vcpkg name it,
+# with ASIO_STANDALONE set. Sets Asio_FOUND, Asio_VERSION, Asio_INCLUDE_DIR.
+# Used by GatehouseDependencies.cmake when no asio config provides asio::asio.
 find_path(Asio_INCLUDE_DIR NAMES asio.hpp)
 if(Asio_INCLUDE_DIR AND EXISTS "${Asio_INCLUDE_DIR}/asio/version.hpp")
     file(STRINGS "${Asio_INCLUDE_DIR}/asio/version.hpp" _asio_version_line REGEX "#define ASIO_VERSION ")
@@ -13,10 +15,14 @@ endif()
 include(FindPackageHandleStandardArgs)
 find_package_handle_standard_args(Asio REQUIRED_VARS Asio_INCLUDE_DIR VERSION_VAR Asio_VERSION)
 
-if(Asio_FOUND AND NOT TARGET Asio::Asio)
-    add_library(Asio::Asio INTERFACE IMPORTED)
-    set_target_properties(Asio::Asio PROPERTIES
+if(Asio_FOUND AND NOT TARGET asio::asio)
+    add_library(asio::asio INTERFACE IMPORTED)
+    set_target_properties(asio::asio PROPERTIES
         INTERFACE_INCLUDE_DIRECTORIES "${Asio_INCLUDE_DIR}"
         INTERFACE_COMPILE_DEFINITIONS "ASIO_STANDALONE")
+    find_package(Threads QUIET)
+    if(TARGET Threads::Threads)
+        set_property(TARGET asio::asio PROPERTY INTERFACE_LINK_LIBRARIES Threads::Threads)
+    endif()
 endif()
 mark_as_advanced(Asio_INCLUDE_DIR)

@@ -1,6 +1,17 @@
 # cmake -P run_consumer.cmake: configure, build and run one consumer project.
-#   MODE             find_package (install gatehouse into SCRATCH/prefix first)
-#                    or add_subdirectory (the consumer adds GATEHOUSE_SOURCE)
+#   MODE             find_package (install gatehouse into SCRATCH/prefix first),
+#                    add_subdirectory or fetchcontent (the consumer adds
+#                    GATEHOUSE_SOURCE)
+#   STANDINS         optional, with find_package: cmakedeps or vcpkg. Writes
+#                    stand-in dependency configs in that manager's style
+#                    (standins.cmake), configures gatehouse itself against
+#                    them (CMakeDeps: with CMAKE_FIND_PACKAGE_PREFER_CONFIG=ON,
+#                    as conan_toolchain.cmake sets it), installs it, and
+#                    configures the consumer against the same configs
+#   EXTRA_ARGS       optional: more arguments for the consumer's configure,
+#                    separated by "|"
+#   EXPECT_FAILURE   optional: the consumer's configure must fail, printing
+#                    something that matches this regular expression
 #   CONSUMER         the consumer project's source folder
 #   CXX, STANDARD    compiler and C++ standard for the consumer
 #   BUILD_TYPE       the consumer's CMAKE_BUILD_TYPE (Release or Debug)
@@ -26,13 +37,50 @@ set(args -S ${CONSUMER} -B ${SCRATCH}/build -G ${GENERATOR}
     -DCMAKE_CXX_COMPILER=${CXX} -DCMAKE_CXX_STANDARD=${STANDARD} -DCMAKE_CXX_STANDARD_REQUIRED=ON
     -DCMAKE_CXX_EXTENSIONS=OFF -DCMAKE_BUILD_TYPE=${BUILD_TYPE})
 
-if(MODE STREQUAL "find_package")
+if(MODE STREQUAL "find_package" AND STANDINS)
+    include(${CMAKE_CURRENT_LIST_DIR}/standins.cmake)
+    gatehouse_write_standins(${STANDINS} ${SCRATCH}/deps standin_names)
+    set(dep_args -DCMAKE_PREFIX_PATH=${SCRATCH}/deps)
+    if(STANDINS STREQUAL "cmakedeps")
+        list(APPEND dep_args -DCMAKE_FIND_PACKAGE_PREFER_CONFIG=ON)
+    endif()
+    # gatehouse itself, as the manager's build of it would configure it,
+    # installed beside the stand-ins (vcpkg: its config in share/gatehouse,
+    # where vcpkg_cmake_config_fixup puts it).
+    set(gatehouse_args ${dep_args})
+    if(STANDINS STREQUAL "vcpkg")
+        list(APPEND gatehouse_args -DGATEHOUSE_INSTALL_CMAKEDIR=share/gatehouse)
+    endif()
+    run(${CMAKE_COMMAND} -S ${GATEHOUSE_SOURCE} -B ${SCRATCH}/gatehouse-build -G ${GENERATOR}
+        -DCMAKE_CXX_COMPILER=${CXX} -DGATEHOUSE_BUILD_TESTS=OFF -DGATEHOUSE_BUILD_EXAMPLES=OFF
+        -DGATEHOUSE_BUILD_BENCHMARKS=OFF -DGATEHOUSE_INSTALL=ON ${gatehouse_args})
+    run(${CMAKE_COMMAND} --install ${SCRATCH}/gatehouse-build --prefix ${SCRATCH}/deps)
+    string(REPLACE ";" "," standin_list "${standin_names}")
+    list(APPEND args ${dep_args} "-DGATEHOUSE_STANDINS=${standin_list}")
+elseif(MODE STREQUAL "find_package")
     run(${CMAKE_COMMAND} --install ${GATEHOUSE_BUILD} --prefix ${SCRATCH}/prefix)
     list(APPEND args -DCMAKE_PREFIX_PATH=${SCRATCH}/prefix)
-elseif(MODE STREQUAL "add_subdirectory")
+elseif(MODE STREQUAL "add_subdirectory" OR MODE STREQUAL "fetchcontent")
     list(APPEND args -DGATEHOUSE_SOURCE=${GATEHOUSE_SOURCE})
 else()
     message(FATAL_ERROR "unknown MODE ${MODE}")
+endif()
+if(EXTRA_ARGS)
+    string(REPLACE "|" ";" extra "${EXTRA_ARGS}")
+    list(APPEND args ${extra})
+endif()
+
+if(EXPECT_FAILURE)
+    execute_process(COMMAND ${CMAKE_COMMAND} ${args} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
+    if(rc EQUAL 0)
+        message(FATAL_ERROR "the consumer's configure succeeded; it must fail with: ${EXPECT_FAILURE}")
+    endif()
+    string(REGEX REPLACE "[ \t\r\n]+" " " flat "${out}")
+    if(NOT flat MATCHES "${EXPECT_FAILURE}")
+        message(FATAL_ERROR "the consumer's configure failed, but not with \"${EXPECT_FAILURE}\":\n${out}")
+    endif()
+    message(STATUS "consumer ${MODE}: configure failed as expected (${EXPECT_FAILURE})")
+    return()
 endif()
 
 run(${CMAKE_COMMAND} ${args})
