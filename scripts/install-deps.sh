@@ -10,6 +10,9 @@ packages=(
     doctest-dev nlohmann-json3-dev libbenchmark-dev
     libhiredis-dev redis-server redis-tools
     python3 python3-jwt python3-cryptography python3-websockets
+    # Conan 2.8.1 from source (../shared/tools/bin/conan), for the recipe's test
+    python3-requests python3-urllib3 python3-colorama python3-yaml python3-fasteners
+    python3-distro python3-jinja2 python3-dateutil python3-patch-ng
 )
 
 missing=()
