@@ -4,10 +4,12 @@
 #                    GATEHOUSE_SOURCE)
 #   STANDINS         optional, with find_package: cmakedeps or vcpkg. Writes
 #                    stand-in dependency configs in that manager's style
-#                    (standins.cmake), configures gatehouse itself against
-#                    them (CMakeDeps: with CMAKE_FIND_PACKAGE_PREFER_CONFIG=ON,
-#                    as conan_toolchain.cmake sets it), installs it, and
-#                    configures the consumer against the same configs
+#                    (standins.cmake), installs gatehouse against them
+#                    (cmakedeps: configured as Conan would, with
+#                    CMAKE_FIND_PACKAGE_PREFER_CONFIG=ON as conan_toolchain.cmake
+#                    sets it; vcpkg: through ports/gatehouse/portfile.cmake,
+#                    vcpkg_port.cmake) and configures the consumer against the
+#                    same configs
 #   EXTRA_ARGS       optional: more arguments for the consumer's configure,
 #                    separated by "|"
 #   EXPECT_FAILURE   optional: the consumer's configure must fail, printing
@@ -44,17 +46,22 @@ if(MODE STREQUAL "find_package" AND STANDINS)
     if(STANDINS STREQUAL "cmakedeps")
         list(APPEND dep_args -DCMAKE_FIND_PACKAGE_PREFER_CONFIG=ON)
     endif()
-    # gatehouse itself, as the manager's build of it would configure it,
-    # installed beside the stand-ins (vcpkg: its config in share/gatehouse,
-    # where vcpkg_cmake_config_fixup puts it).
-    set(gatehouse_args ${dep_args})
     if(STANDINS STREQUAL "vcpkg")
-        list(APPEND gatehouse_args -DGATEHOUSE_INSTALL_CMAKEDIR=share/gatehouse)
+        # gatehouse through its port (ports/gatehouse/portfile.cmake, feature
+        # redis), installed into the same tree as the stand-ins.
+        run(${CMAKE_COMMAND} -DPORT_DIR=${GATEHOUSE_SOURCE}/ports/gatehouse
+            -DCURRENT_PACKAGES_DIR=${SCRATCH}/deps -DCURRENT_INSTALLED_DIR=${SCRATCH}/deps
+            -DCURRENT_BUILDTREES_DIR=${SCRATCH}/buildtree -DFEATURES=redis
+            -DCXX=${CXX} -DGENERATOR=${GENERATOR}
+            -P ${CMAKE_CURRENT_LIST_DIR}/vcpkg_port.cmake)
+    else()
+        # gatehouse itself, as Conan's build of it would configure it,
+        # installed beside the stand-ins.
+        run(${CMAKE_COMMAND} -S ${GATEHOUSE_SOURCE} -B ${SCRATCH}/gatehouse-build -G ${GENERATOR}
+            -DCMAKE_CXX_COMPILER=${CXX} -DGATEHOUSE_BUILD_TESTS=OFF -DGATEHOUSE_BUILD_EXAMPLES=OFF
+            -DGATEHOUSE_BUILD_BENCHMARKS=OFF -DGATEHOUSE_INSTALL=ON ${dep_args})
+        run(${CMAKE_COMMAND} --install ${SCRATCH}/gatehouse-build --prefix ${SCRATCH}/deps)
     endif()
-    run(${CMAKE_COMMAND} -S ${GATEHOUSE_SOURCE} -B ${SCRATCH}/gatehouse-build -G ${GENERATOR}
-        -DCMAKE_CXX_COMPILER=${CXX} -DGATEHOUSE_BUILD_TESTS=OFF -DGATEHOUSE_BUILD_EXAMPLES=OFF
-        -DGATEHOUSE_BUILD_BENCHMARKS=OFF -DGATEHOUSE_INSTALL=ON ${gatehouse_args})
-    run(${CMAKE_COMMAND} --install ${SCRATCH}/gatehouse-build --prefix ${SCRATCH}/deps)
     string(REPLACE ";" "," standin_list "${standin_names}")
     list(APPEND args ${dep_args} "-DGATEHOUSE_STANDINS=${standin_list}")
 elseif(MODE STREQUAL "find_package")

@@ -1,7 +1,7 @@
 // The version is written once (gatehouse/version.hpp); CMake reads it from
 // there. This test compares what CMake made of it (GATEHOUSE_PROJECT_VERSION,
 // passed by tests/protocol/CMakeLists.txt) with the header, and checks that
-// CHANGELOG.md has a section for it.
+// CHANGELOG.md has a section for it and the vcpkg port carries it.
 #include <gatehouse/version.hpp>
 
 #include <doctest/doctest.h>
@@ -30,4 +30,14 @@ TEST_CASE("version: CHANGELOG.md has a section for this version") {
     text << in.rdbuf();
     const std::string heading = std::string("\n## ") + GATEHOUSE_VERSION_STRING;
     CHECK(text.str().find(heading) != std::string::npos);
+}
+
+TEST_CASE("version: the vcpkg port says the same version") {
+    // (The Conan recipe reads version.hpp itself: conanfile.py, set_version.)
+    std::ifstream in(std::string(GATEHOUSE_SOURCE_DIR) + "/ports/gatehouse/vcpkg.json");
+    REQUIRE(in.good());
+    std::stringstream text;
+    text << in.rdbuf();
+    const std::string field = std::string("\"version\": \"") + GATEHOUSE_VERSION_STRING + "\"";
+    CHECK(text.str().find(field) != std::string::npos);
 }
