@@ -20,7 +20,7 @@ struct fake_connection {
     std::string session_id;
     std::string account_id;
     std::string remote;
-    const std::string& remote_address() const noexcept { return remote; }
+    const std::string& attached_remote_address() const noexcept { return remote; }
 };
 
 using registry = d::session_registry<fake_connection>;

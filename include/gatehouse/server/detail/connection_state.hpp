@@ -75,7 +75,11 @@ public:
     void share_account_bucket(std::shared_ptr<account_bucket> bucket) noexcept {
         dispatch_.share_account_bucket(std::move(bucket));
     }
-    /// The source address: the upgrade's, then the attached session's.
+    /// The attached session's source address: any thread that found the
+    /// connection in the registry (attached_info is immutable by then).
+    const std::string& attached_remote_address() const noexcept { return attached_info->remote_address; }
+    /// The source address: the upgrade's, then the attached session's
+    /// (connection executor: `upgrade` is freed there).
     const std::string& remote_address() const noexcept {
         static const std::string none;
         if (upgrade) return upgrade->remote;

@@ -10,7 +10,8 @@
 // and must not call out (the bus only records interest or posts).
 //
 // `Connection` is the gateway's connection_state; the unit tests use a
-// small stand-in with session_id, account_id and remote_address().
+// small stand-in with session_id, account_id and attached_remote_address()
+// (readable from any thread once the connection is registered).
 #pragma once
 
 #include <gatehouse/auth/revocation.hpp>
@@ -214,7 +215,7 @@ public:
             const auto live = reg->sessions.find(sid);
             if (live != reg->sessions.end()) {
                 p.where = session_presence::state::connected;
-                p.remote_address = live->second->remote_address();
+                p.remote_address = live->second->attached_remote_address();
             } else if (reg->parked.count(sid) != 0) {
                 p.where = session_presence::state::parked;
             } else {
@@ -243,7 +244,7 @@ public:
         p.node_id = node_id;
         if (const auto live = reg->sessions.find(session_id); live != reg->sessions.end()) {
             p.account_id = live->second->account_id;
-            p.remote_address = live->second->remote_address();
+            p.remote_address = live->second->attached_remote_address();
             p.where = session_presence::state::connected;
             return p;
         }
